@@ -9,7 +9,7 @@ class ConfigError(ValueError):
     """
 
     def __init__(self, message: str, *, source: str = "<api>", key_path: str = "", allowed: str = ""):
-        self.source, self.key_path, self.allowed = source, key_path, allowed
+        self.message, self.source, self.key_path, self.allowed = message, source, key_path, allowed
         where = f"{source}: {key_path}: " if key_path else f"{source}: "
         tail = f" (allowed: {allowed})" if allowed else ""
         super().__init__(f"{where}{message}{tail}")

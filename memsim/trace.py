@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from memsim.bits import num_words, pack_words, unpack_words
+from memsim.bits import num_words, pack_words, popcount, unpack_words
 from memsim.errors import TraceError
 from memsim.model import ModelShape
 
@@ -42,6 +42,7 @@ class MaskGroup(NamedTuple):
     mask: np.ndarray  # (T, L, N) bool
     vector_weights: int
     num_matrices: int
+    mask_name: str  # the Trace field holding the mask ("up", "gate", "up_rows", "down")
 
 
 @dataclass(frozen=True, eq=False)
@@ -102,27 +103,32 @@ class Trace:
     def num_layers(self) -> int:
         return int(self.down.shape[1])
 
+    def column_counts(self, name: str) -> np.ndarray:
+        """(T, L) int64 columns each token reads from mask `name`; computed once per trace
+        (a sweep replays one trace for many cache sizes)."""
+        cache = self.__dict__.setdefault("_counts", {})
+        if name not in cache:
+            cache[name] = popcount(pack_words(getattr(self, name))).sum(axis=2, dtype=np.int64)
+        return cache[name]
+
     def groups(self) -> list[MaskGroup]:
         """The cached units this trace reads, each with its own per-layer cache."""
         H, I = self.model.hidden_size, self.model.intermediate_size
         out = []
         if self.up is not None:
-            out.append(MaskGroup("up_gate", self.up, I, 2) if self.gate is None
-                       else MaskGroup("up", self.up, I, 1))
+            out.append(MaskGroup("up_gate", self.up, I, 2, "up") if self.gate is None
+                       else MaskGroup("up", self.up, I, 1, "up"))
         else:
-            out.append(MaskGroup("up_rows", self.up_rows, H, 1))
+            out.append(MaskGroup("up_rows", self.up_rows, H, 1, "up_rows"))
         if self.gate is not None:
-            out.append(MaskGroup("gate", self.gate, I, 1))
-        out.append(MaskGroup("down", self.down, H, 1))
+            out.append(MaskGroup("gate", self.gate, I, 1, "gate"))
+        out.append(MaskGroup("down", self.down, H, 1, "down"))
         return out
 
     def mlp_density(self) -> np.ndarray:
         """(T, L) fraction of MLP weights each token reads (PAPER.md section 2)."""
-        read = sum(g.mask.sum(axis=2, dtype=np.int64) * g.vector_weights
-                   for g in self.groups() if g.name != "up_gate")
-        up_gate = [g for g in self.groups() if g.name == "up_gate"]
-        if up_gate:
-            read = read + 2 * up_gate[0].mask.sum(axis=2, dtype=np.int64) * up_gate[0].vector_weights
+        read = sum(self.column_counts(g.mask_name) * g.vector_weights * g.num_matrices
+                   for g in self.groups())
         return read / self.model.mlp_params_per_layer
 
     def sequences(self) -> list[slice]:
@@ -175,9 +181,12 @@ class Trace:
                 raise TraceError("packed width does not match the model", source=str(path),
                                  key_path=name)
             masks[name] = unpack_words(words, widths[name])
-        return cls(model=model, method=meta["method"], method_params=meta["method_params"],
-                   prompt_len=meta["prompt_len"], sequence_lengths=tuple(meta["sequence_lengths"]),
-                   source=meta.get("source", ""), **masks)
+        trace = cls(model=model, method=meta["method"], method_params=meta["method_params"],
+                    prompt_len=meta["prompt_len"], sequence_lengths=tuple(meta["sequence_lengths"]),
+                    source=meta.get("source", ""), **masks)
+        trace.__dict__["_counts"] = {n: popcount(w).sum(axis=2, dtype=np.int64)
+                                     for n, w in bits.items()}  # free while packed
+        return trace
 
     @classmethod
     def concatenate(cls, traces: list["Trace"]) -> "Trace":

@@ -1,0 +1,83 @@
+"""The masked SwiGLU forward: the generator's masks are applied, not just recorded.
+
+`y = W_down (m_down * silu(W_gate x~) * (W_up x~))` with `x~ = m_up * x` (PAPER.md section 2):
+a pruned input or GLU element is multiplied by zero, so the columns it would read contribute
+exactly nothing, which is what reading only the kept columns computes. Speed shortcut: the
+matrices stay dense (a per-token gather of columns would not batch on CPU); the cost over
+the dense forward is the selection and two elementwise products, pinned by
+benchmarks/bench_workloads.py.
+Each MLP module's `forward` is swapped for the masked one inside `masked(...)` and restored
+after; the module tree (and so state_dict names and LoRA targets) never changes.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from workloads.masks.base import MaskGenerator
+from workloads.model import LoadedModel, SwiGLU
+
+
+class MaskRecorder:
+    """Collects each layer's masks over the forward calls of one sequence, as numpy bools."""
+
+    def __init__(self, num_layers: int):
+        self.up: list[list[np.ndarray | int]] = [[] for _ in range(num_layers)]
+        self.down: list[list[np.ndarray | int]] = [[] for _ in range(num_layers)]
+
+    def add(self, layer: int, up: torch.Tensor | None, down: torch.Tensor | None,
+            num_tokens: int) -> None:
+        """Masks (B, T, N) or None (all read: stored as the token count)."""
+        self.up[layer].append(num_tokens if up is None else up.reshape(-1, up.shape[-1]).numpy())
+        self.down[layer].append(num_tokens if down is None
+                                else down.reshape(-1, down.shape[-1]).numpy())
+
+    @property
+    def num_tokens(self) -> int:
+        return sum(c if isinstance(c, int) else c.shape[0] for c in self.down[0])
+
+    def stack(self, width: int, group: str) -> np.ndarray | None:
+        """(T, L, width) bool for `up` or `down`, or None if every call read everything."""
+        chunks = self.up if group == "up" else self.down
+        if all(isinstance(c, int) for per_layer in chunks for c in per_layer):
+            return None
+        layers = [np.concatenate([np.ones((c, width), bool) if isinstance(c, int) else c
+                                  for c in per_layer]) for per_layer in chunks]  # each (T, N)
+        return np.stack(layers, axis=1)
+
+
+class MaskedMLP:
+    """The forward of one layer's MLP under a mask generator."""
+
+    def __init__(self, layer: int, swiglu: SwiGLU, generator: MaskGenerator,
+                 recorder: MaskRecorder | None):
+        self.layer, self.swiglu, self.generator, self.recorder = layer, swiglu, generator, recorder
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, H) -> (B, T, H)
+        up_mask = self.generator.up_mask(self.layer, x)  # (B, T, H) bool or None
+        x_kept = x if up_mask is None else x * up_mask  # pruned inputs add exactly 0
+        gate, up = self.swiglu.gate_up(x_kept)  # (B, T, I) each
+        act = self.swiglu.act(gate)  # (B, T, I)
+        h = act * up  # (B, T, I), as Hugging Face orders it
+        down_mask = self.generator.down_mask(self.layer, act, h)  # (B, T, I) bool or None
+        if down_mask is not None:
+            h = h * down_mask
+        if self.recorder is not None:
+            self.recorder.add(self.layer, up_mask, down_mask, x.shape[0] * x.shape[1])
+        return self.swiglu.down(h)
+
+
+@contextmanager
+def masked(loaded: LoadedModel, generator: MaskGenerator,
+           recorder: MaskRecorder | None = None) -> Iterator[None]:
+    """Run `loaded.model` with every MLP masked by `generator` inside the block."""
+    try:
+        for layer, swiglu in enumerate(loaded.mlps):
+            swiglu.mlp.forward = MaskedMLP(layer, swiglu, generator, recorder).forward
+        yield
+    finally:
+        for swiglu in loaded.mlps:
+            swiglu.mlp.__dict__.pop("forward", None)  # back to the class's own forward

@@ -1,0 +1,7 @@
+"""Mask generators, one module per method; each registers itself in MASKS by name."""
+from memsim.registry import import_submodules
+from workloads.masks.base import MASKS, MaskGenerator, build_generator
+
+import_submodules(__name__, __path__)
+
+__all__ = ["MASKS", "MaskGenerator", "build_generator"]
