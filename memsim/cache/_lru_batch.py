@@ -1,4 +1,4 @@
-"""Exact LRU over a whole trace, vectorised over every (layer, group) segment at once.
+"""Exact LRU over a whole trace, vectorised over the layers of a mask group.
 
 Why it is exact. Give column j the key (last use, -j). By induction over tokens, the LRU cache
 after token t holds the top-C columns by key among the columns used so far in the sequence:
@@ -10,37 +10,36 @@ a..t and a* = min{a >= sequence start : |U(a..t)| <= C}:
 a* = t + 1, an empty window, and its C lowest columns.
 
 Why it is fast. a* never decreases within a sequence, so U(a*..t) is a sliding-window OR,
-kept per segment with the two-stack queue: `back` = OR of the masks pushed since the split
-token b, `suffix[x]` = OR(M_x..M_b) for x in [a*, b], rebuilt for a segment by one reversed
-accumulate when a* passes b (amortised O(1) per token). Every step runs on bit-packed rows of
-all segments at once (memsim/cache/_packed.py); only the tokens are a Python loop, and the
-lowest-r partial set and all the counts are done afterwards in bulk.
+kept per segment (layer) with the two-stack queue: `back` = OR of the masks pushed since the
+split token b, `suffix[x]` = OR(M_x..M_b) for x in [a*, b], rebuilt for a segment by one
+backward pass when a* passes b (amortised O(1) per token). All steps run on bit-packed words
+of every layer at once (memsim/cache/_packed.py); only the tokens are a Python loop, and the
+lowest-r partial sets and the counts are computed afterwards in bulk.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from memsim.bits import popcount
-from memsim.cache._packed import (CHUNK_TOKENS, SegmentLayout, cache_row_index, count_outcome,
-                                   pack_trace)
+from memsim.bits import pack_words, popcount
+from memsim.cache._packed import CHUNK_TOKENS, cache_row_index, count_bits, count_group
 from memsim.cache.base import CacheOutcome
 
 ALL_ONES = np.uint64(0xFFFF_FFFF_FFFF_FFFF)
 
 
 class _SlidingWindow:
-    """Per segment, the window OR U(a*..t) and U(a*-1..t), advanced one token at a time."""
+    """Per layer of one group, the window ORs U(a*..t) and U(a*-1..t), one token at a time."""
 
-    def __init__(self, masks: np.ndarray, layout: SegmentLayout):
-        T, W = masks.shape
-        S = layout.num_segments
-        self.masks, self.layout = masks, layout
-        self.suffix = np.zeros((T + 1, W), np.uint64)  # row x: OR(M_x..M_b); zero above b
-        self.word_ids = np.arange(W)
-        self.start = np.zeros(S, np.int64)  # a*: first token of the window
-        self.split = np.zeros(S, np.int64)  # b: last token held by `suffix`
-        self.front, self.back, self.outer, self.win = (np.zeros(W, np.uint64) for _ in range(4))
-        self.count = np.zeros(S, np.int32)  # |U(a*..t)|
+    def __init__(self, masks: np.ndarray, capacity: np.ndarray):
+        T, L, w = masks.shape
+        self.masks, self.capacity = masks, capacity  # (T, L, w) uint64, (L,) int64
+        self.suffix = np.zeros((T + 1, L, w), np.uint64)  # row x: OR(M_x..M_b); zero above b
+        self.layers = np.arange(L)
+        self.start = np.zeros(L, np.int64)  # a*: first token of the window
+        self.split = np.zeros(L, np.int64)  # b: last token held by `suffix`
+        self.front, self.back, self.outer, self.win = (np.zeros((L, w), np.uint64)
+                                                       for _ in range(4))
+        self.count = np.zeros(L, np.int64)  # |U(a*..t)|
 
     def reset(self, t0: int) -> None:
         """Cold start at token t0: empty window, nothing split off."""
@@ -50,42 +49,44 @@ class _SlidingWindow:
 
     def push(self, t: int) -> None:
         """Add token t, then move each window start forward until the window fits."""
-        m, lay = self.masks[t], self.layout
+        m = self.masks[t]
         self.back |= m
         self.outer |= m  # U(a*-1..t) grows with the token too
         np.bitwise_or(self.front, self.back, out=self.win)
-        self.count = lay.seg_popcount(self.win)
-        over = self.count > lay.capacity
-        while over.any():  # usually 1-2 rounds: a* moves about one token per token
-            np.copyto(self.outer, self.win, where=lay.per_word(over))
-            self.start += over
-            spilled = over & (self.start > self.split)
-            if spilled.any():
-                self._rebuild_suffix(spilled, t)
-            # suffix[a*] is OR(M_a*..M_b) where a* <= b, and zero where a* = b + 1.
-            rows = lay.per_word(self.start) * self.win.size + self.word_ids
-            np.take(self.suffix, rows, out=self.front)
-            np.bitwise_or(self.front, self.back, out=self.win)
-            self.count = lay.seg_popcount(self.win)
-            over = self.count > lay.capacity
+        self.count = count_bits(self.win)
+        over = np.flatnonzero(self.count > self.capacity)
+        while over.size:  # a* moves about one token per token: usually 1-2 rounds
+            self._advance(over, t)
+            over = over[self.count[over] > self.capacity[over]]
 
-    def _rebuild_suffix(self, spilled: np.ndarray, t: int) -> None:
-        """Move `back` into `suffix` for segments whose window start passed the split."""
-        lay = self.layout
-        self.split[spilled] = t
-        self.back[lay.per_word(spilled)] = 0
-        live = spilled & (self.start <= t)  # a window of a* = t + 1 is empty: nothing to build
-        if not live.any():
+    def _advance(self, layers: np.ndarray, t: int) -> None:
+        """Move a* forward by one token for `layers` (whole rows of words: block copies)."""
+        self.outer[layers] = self.win[layers]
+        self.start[layers] += 1
+        self._spill(layers[self.start[layers] > self.split[layers]], t)
+        # suffix[a*] is OR(M_a*..M_b) where a* <= b, and zero where a* = b + 1.
+        front = self.suffix[self.start[layers], layers]  # (k, w)
+        self.front[layers] = front
+        win = np.bitwise_or(front, self.back[layers], out=front)
+        self.win[layers] = win
+        self.count[layers] = count_bits(win)
+
+    def _spill(self, layers: np.ndarray, t: int) -> None:
+        """Move `back` into `suffix` for layers whose window start passed the split b."""
+        if not layers.size:
+            return
+        self.split[layers] = t
+        self.back[layers] = 0
+        live = layers[self.start[layers] <= t]  # a window with a* = t + 1 is empty
+        if not live.size:
             return
         lo = int(self.start[live].min())
-        cols = np.flatnonzero(lay.per_word(live))
-        # Speed shortcut: take + a loop over the few rows + row-wise stores run ~3x faster
-        # than 2-D fancy indexing and ufunc.accumulate along axis 0 (measured, numpy 2.4).
-        block = np.take(self.masks[lo:t + 1], cols, axis=1)  # (t + 1 - lo, k)
+        block = self.masks[lo:t + 1, live]  # (t + 1 - lo, k, w) copy
+        # Speed shortcut: a loop over the (few) rows is ~10x faster than ufunc.accumulate
+        # along axis 0 on a reversed view (measured, numpy 2.4).
         for i in range(block.shape[0] - 2, -1, -1):
             np.bitwise_or(block[i], block[i + 1], out=block[i])
-        for i, row in enumerate(block):
-            self.suffix[lo + i, cols] = row
+        self.suffix[lo:t + 1, live] = block
 
 
 def keep_lowest_bits(words: np.ndarray, keep: np.ndarray) -> np.ndarray:
@@ -105,35 +106,30 @@ def _low_mask(num_bits: np.ndarray) -> np.ndarray:
     return np.where(num_bits >= 64, ALL_ONES, shifted - np.uint64(1))
 
 
-def lowest_columns(words: np.ndarray, room: np.ndarray, layout: SegmentLayout) -> np.ndarray:
-    """(c, W) words -> the `room` (c, S) lowest set columns of each segment, as words."""
+def lowest_columns(words: np.ndarray, room: np.ndarray) -> np.ndarray:
+    """(..., w) words -> the `room` (...) lowest set columns of each row, as words."""
     per_word = popcount(words)
-    upto = np.cumsum(per_word, axis=1, dtype=np.int32)  # bits in words 0..j of the row
-    before = upto - per_word
-    last_kept = before[:, layout.seg_start] + room  # (c, S): row bit count the segment may reach
-    whole = upto <= layout.per_word(last_kept)  # words kept whole: a prefix of each segment
+    upto = np.cumsum(per_word, axis=-1, dtype=np.int32)  # bits in words 0..j of the row
+    whole = upto <= room[..., None]  # words kept whole: a prefix of the row
     out = np.where(whole, words, np.uint64(0))
-    # The first word not kept whole keeps its lowest bits; if all are whole, clip to the last
-    # word, which then keeps all its bits anyway.
-    cut = layout.seg_start + np.add.reduceat(whole, layout.seg_start, axis=1, dtype=np.int32)
-    cut = np.minimum(cut, layout.seg_start + layout.seg_words - 1)
-    token = np.arange(words.shape[0])[:, None]
-    out[token, cut] = keep_lowest_bits(words[token, cut], last_kept - before[token, cut])
+    # The first word not kept whole keeps its lowest bits; if every word is whole, clip to
+    # the last word, which then keeps all its bits anyway.
+    cut = np.minimum(whole.sum(axis=-1), words.shape[-1] - 1)[..., None]
+    before = np.take_along_axis(upto - per_word, cut, axis=-1)
+    part = keep_lowest_bits(np.take_along_axis(words, cut, axis=-1), room[..., None] - before)
+    np.put_along_axis(out, cut, part, axis=-1)
     return out
 
 
-def run_lru_batch(groups: list[np.ndarray], capacities: list[np.ndarray],
-                  sequence_lengths: tuple[int, ...] | None = None) -> CacheOutcome:
-    """LRU counts for a whole trace; identical to looping the stepwise LRUPolicy."""
-    layout = SegmentLayout.of(groups, capacities)
-    masks = pack_trace(groups)  # (T, W)
-    T, W = masks.shape
-    lengths = tuple(sequence_lengths or (T,))
-    rows = np.zeros((T + len(lengths), W), np.uint64)  # cache states, cold row per sequence
-    last_used_before = np.empty((T, W), np.uint64)  # U(a*-1..t) \ U(a*..t)
-    window_size = np.empty((T, layout.num_segments), np.int64)
+def lru_group(masks: np.ndarray, capacity: np.ndarray,
+              lengths: tuple[int, ...]) -> tuple[np.ndarray, ...]:
+    """(hits, fills, miss_runs, resident), each (T, L), for one group's packed masks."""
+    T, L, w = masks.shape
+    rows = np.zeros((T + len(lengths), L, w), np.uint64)  # cache states, cold row per sequence
+    last_used_before = np.empty((T, L, w), np.uint64)  # U(a*-1..t) \ U(a*..t)
+    window_size = np.empty((T, L), np.int64)
     after = cache_row_index(lengths)
-    window, start = _SlidingWindow(masks, layout), 0
+    window, start = _SlidingWindow(masks, capacity), 0
     for n in lengths:
         window.reset(start)
         for t in range(start, start + n):
@@ -144,6 +140,18 @@ def run_lru_batch(groups: list[np.ndarray], capacities: list[np.ndarray],
         start += n
     for lo in range(0, T, CHUNK_TOKENS):
         hi = min(lo + CHUNK_TOKENS, T)
-        room = layout.capacity - window_size[lo:hi]
-        rows[after[lo:hi]] |= lowest_columns(last_used_before[lo:hi], room, layout)
-    return count_outcome(masks, rows, lengths, layout)
+        room = capacity - window_size[lo:hi]
+        rows[after[lo:hi]] |= lowest_columns(last_used_before[lo:hi], room)
+    return count_group(masks, rows, lengths)
+
+
+def run_lru_batch(groups: list[np.ndarray], capacities: list[np.ndarray],
+                  sequence_lengths: tuple[int, ...] | None = None) -> CacheOutcome:
+    """LRU counts for a whole trace; identical to looping the stepwise LRUPolicy."""
+    T = groups[0].shape[0]
+    lengths = tuple(sequence_lengths or (T,))
+    per_group = []
+    for masks, caps in zip(groups, capacities):
+        capacity = np.minimum(np.asarray(caps, np.int64), masks.shape[2])
+        per_group.append(lru_group(pack_words(masks), capacity, lengths))
+    return CacheOutcome(*(np.stack(field, axis=1) for field in zip(*per_group)))
