@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from memsim.bits import pack_words, popcount
-from memsim.cache._packed import CHUNK_TOKENS, cache_row_index, count_bits, count_group
+from memsim.cache._packed import count_bits, count_group, token_chunks
 from memsim.cache.base import CacheOutcome
 
 ALL_ONES = np.uint64(0xFFFF_FFFF_FFFF_FFFF)
@@ -106,8 +106,8 @@ def _low_mask(num_bits: np.ndarray) -> np.ndarray:
     return np.where(num_bits >= 64, ALL_ONES, shifted - np.uint64(1))
 
 
-def lowest_columns(words: np.ndarray, room: np.ndarray) -> np.ndarray:
-    """(..., w) words -> the `room` (...) lowest set columns of each row, as words."""
+def lowest_columns(words: np.ndarray, room: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(..., w) words -> the `room` (...) lowest set columns of each row, and how many."""
     per_word = popcount(words)
     upto = np.cumsum(per_word, axis=-1, dtype=np.int32)  # bits in words 0..j of the row
     whole = upto <= room[..., None]  # words kept whole: a prefix of the row
@@ -118,7 +118,7 @@ def lowest_columns(words: np.ndarray, room: np.ndarray) -> np.ndarray:
     before = np.take_along_axis(upto - per_word, cut, axis=-1)
     part = keep_lowest_bits(np.take_along_axis(words, cut, axis=-1), room[..., None] - before)
     np.put_along_axis(out, cut, part, axis=-1)
-    return out
+    return out, np.minimum(room, upto[..., -1])
 
 
 def lru_group(masks: np.ndarray, capacity: np.ndarray,
@@ -127,22 +127,21 @@ def lru_group(masks: np.ndarray, capacity: np.ndarray,
     T, L, w = masks.shape
     rows = np.zeros((T + len(lengths), L, w), np.uint64)  # cache states, cold row per sequence
     last_used_before = np.empty((T, L, w), np.uint64)  # U(a*-1..t) \ U(a*..t)
-    window_size = np.empty((T, L), np.int64)
-    after = cache_row_index(lengths)
-    window, start = _SlidingWindow(masks, capacity), 0
-    for n in lengths:
-        window.reset(start)
-        for t in range(start, start + n):
+    resident = np.empty((T, L), np.int64)  # |U(a*..t)| here, plus the partial set below
+    window = _SlidingWindow(masks, capacity)
+    first_token = np.cumsum((0,) + lengths)
+    for lo, hi, k in token_chunks(lengths):
+        if lo == first_token[k]:
+            window.reset(lo)  # each sequence starts cold
+        for t in range(lo, hi):
             window.push(t)
-            rows[after[t]] = window.win
+            rows[t + k + 1] = window.win
             np.bitwise_xor(window.outer, window.win, out=last_used_before[t])  # win <= outer
-            window_size[t] = window.count
-        start += n
-    for lo in range(0, T, CHUNK_TOKENS):
-        hi = min(lo + CHUNK_TOKENS, T)
-        room = capacity - window_size[lo:hi]
-        rows[after[lo:hi]] |= lowest_columns(last_used_before[lo:hi], room)
-    return count_group(masks, rows, lengths)
+            resident[t] = window.count
+        partial, kept = lowest_columns(last_used_before[lo:hi], capacity - resident[lo:hi])
+        rows[lo + k + 1:hi + k + 1] |= partial
+        resident[lo:hi] += kept
+    return count_group(masks, rows, lengths) + (resident,)
 
 
 def run_lru_batch(groups: list[np.ndarray], capacities: list[np.ndarray],

@@ -10,6 +10,8 @@ before at row t + k, so every token's previous state is a plain slice, cold rest
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 
 from memsim.bits import popcount
@@ -33,29 +35,29 @@ def run_starts(miss: np.ndarray) -> np.ndarray:
     return np.bitwise_and(miss, np.invert(below, out=below), out=below)
 
 
-def cache_row_index(lengths: tuple[int, ...]) -> np.ndarray:
-    """(T,) row of the rows buffer that holds the state after each token (see module doc)."""
-    seq_of_token = np.repeat(np.arange(len(lengths)), lengths)
-    return np.arange(seq_of_token.size) + seq_of_token + 1
-
-
 def count_group(masks: np.ndarray, rows: np.ndarray,
-                lengths: tuple[int, ...]) -> tuple[np.ndarray, ...]:
-    """(hits, fills, miss_runs, resident), each (T, L), from masks (T, L, w) and cache rows.
+                lengths: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(hits, fills, miss_runs), each (T, L), from masks (T, L, w) and cache rows.
 
     hits = |mask & before|; fills = |after & mask & ~before| (always-admit only inserts
-    requested columns); miss runs = run starts of mask & ~before; resident = |after|.
+    requested columns); miss runs = run starts of mask & ~before. Residency is |after|
+    (`count_bits` of the rows), left to the caller, who often knows it already.
     """
-    counts = np.zeros((4,) + masks.shape[:2], np.int64)
+    counts = np.zeros((3,) + masks.shape[:2], np.int64)
+    for lo, hi, k in token_chunks(lengths):
+        m, before, after = masks[lo:hi], rows[lo + k:hi + k], rows[lo + k + 1:hi + k + 1]
+        hit = m & before
+        counts[0, lo:hi] = count_bits(hit)
+        miss = np.bitwise_xor(m, hit, out=hit)
+        counts[1, lo:hi] = count_bits(after & miss)
+        counts[2, lo:hi] = count_bits(run_starts(miss))
+    return counts[0], counts[1], counts[2]
+
+
+def token_chunks(lengths: tuple[int, ...]) -> Iterator[tuple[int, int, int]]:
+    """(lo, hi, k): token ranges of at most CHUNK_TOKENS inside sequence k, in order."""
     start = 0
     for k, n in enumerate(lengths):
         for lo in range(start, start + n, CHUNK_TOKENS):
-            hi = min(lo + CHUNK_TOKENS, start + n)
-            m, before, after = masks[lo:hi], rows[lo + k:hi + k], rows[lo + k + 1:hi + k + 1]
-            miss = m & ~before
-            counts[0, lo:hi] = count_bits(m & before)
-            counts[1, lo:hi] = count_bits(after & miss)
-            counts[2, lo:hi] = count_bits(run_starts(miss))
-            counts[3, lo:hi] = count_bits(after)
+            yield lo, min(lo + CHUNK_TOKENS, start + n), k
         start += n
-    return tuple(counts)
