@@ -79,6 +79,14 @@ def _group_shares(split: str, groups: list[MaskGroup], vector_bytes: list[float]
     return list(weights / weights.sum())
 
 
+def kv_budget_tokens(hw: HardwareConfig, prompt_len: int, longest_sequence: int) -> float:
+    """KV length the DRAM plan reserves: the longest sequence's end (`actual`), or its
+    average length (`average`, the analytic model's pricing)."""
+    if hw.timing.kv_length == "average":
+        return prompt_len + (longest_sequence + 1) / 2
+    return float(prompt_len + longest_sequence)
+
+
 def cache_capacities(hw: HardwareConfig, model: ModelShape, groups: list[MaskGroup],
                      kv_tokens: float = 0.0) -> list[np.ndarray]:
     """(L,) column capacities per group: the torch-free entry point for workloads (DIP-CA)."""

@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_hw(sub)
     _add_trace(sub)
     _add_eval(sub)
+    _add_sweep(sub)
     demo = sub.add_parser("demo", help="simulate the embedded default and print a table")
     demo.add_argument("--out", default="runs/demo", help="output folder")
     demo.add_argument("--tokens", type=int, default=64, help="decode tokens per trace")
@@ -71,6 +72,17 @@ def _add_trace(sub) -> None:
     s.add_argument("--out", required=True, help="output .npz")
     i = t_sub.add_parser("info", help="print a trace's metadata and densities")
     i.add_argument("file")
+
+
+def _add_sweep(sub) -> None:
+    p = sub.add_parser("sweep", help="run a sweep file (resumable)")
+    p.add_argument("file", help="sweep YAML (see docs/sweeps.md)")
+    p.add_argument("--out", required=True, help="output folder (rerun to resume)")
+    p.add_argument("--workers", type=int, default=1, help="worker processes")
+    p.add_argument("--executor", default="local", help="local or dask")
+    p.add_argument("--scheduler", default=None,
+                   help="dask scheduler address, e.g. tcp://host:8786 (default: start a "
+                        "LocalCluster on 127.0.0.1)")
 
 
 def _add_eval(sub) -> None:
@@ -161,6 +173,26 @@ def _eval(args) -> int:
         raise ConfigError(args.eval_error, source="<cli>", key_path="eval")
     from workloads.cli import run_eval
     return run_eval(args)
+
+
+@command("sweep")
+def _sweep(args) -> int:
+    from memsim.sweep import run_sweep
+    from memsim.sweep_spec import load_sweep
+
+    if args.workers < 1:
+        raise ConfigError("must be >= 1", source="<cli>", key_path="--workers", allowed=">= 1")
+    report = run_sweep(load_sweep(args.file), args.out, executor=args.executor,
+                       workers=args.workers, scheduler=args.scheduler)
+    print(f"{report.num_points} points ({report.num_done_before} already done); "
+          f"results: {report.table_path}")
+    for failure in report.failures:
+        print(f"failed: {failure}", file=sys.stderr)
+    if report.num_failed:
+        print(f"memsim: {report.num_failed} tasks failed; rerun the same command to resume",
+              file=sys.stderr)
+        return 1
+    return 0
 
 
 @command("demo")

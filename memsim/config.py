@@ -158,13 +158,15 @@ def load_hw(name_or_path: str | Path) -> HardwareConfig:
     return hw_from_dict(data, source=str(path))
 
 
-def hw_from_dict(data: dict, *, source: str = "<api>") -> HardwareConfig:
+def hw_from_dict(data: dict, *, source: str = "<api>", path: str = "") -> HardwareConfig:
+    """Validate plain data; `path` prefixes key paths in errors (e.g. "hw" in sweeps)."""
     try:
-        return load_dataclass(HardwareConfig, data, source=source)
+        return load_dataclass(HardwareConfig, data, source=source, path=path)
     except ConfigError as exc:
         if exc.source == "<api>":  # raised in a __post_init__: add the file name
-            raise ConfigError(exc.message, source=source,
-                              key_path=exc.key_path, allowed=exc.allowed) from None
+            key = f"{path}.{exc.key_path}" if path else exc.key_path
+            raise ConfigError(exc.message, source=source, key_path=key,
+                              allowed=exc.allowed) from None
         raise
 
 

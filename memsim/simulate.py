@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from memsim.cache import CacheOutcome
-from memsim.capacity import DramPlan, plan_dram
+from memsim.capacity import DramPlan, kv_budget_tokens, plan_dram
 from memsim.config import HardwareConfig, load_hw
 from memsim.costs import StepCosts, build_prefill_costs, build_step_costs, cache_outcome
 from memsim.engine import DecodeRun, TokenTimes
@@ -64,10 +64,7 @@ def _check_fits(model: ModelShape, trace: Trace) -> None:
 
 
 def _kv_budget_tokens(hw: HardwareConfig, trace: Trace) -> float:
-    longest = max(trace.sequence_lengths)
-    if hw.timing.kv_length == "average":
-        return trace.prompt_len + (longest + 1) / 2
-    return trace.prompt_len + longest
+    return kv_budget_tokens(hw, trace.prompt_len, max(trace.sequence_lengths))
 
 
 def _prefill_time(hw, model, trace, plan, times: TokenTimes) -> float:

@@ -42,7 +42,7 @@ class MaskGroup(NamedTuple):
     mask: np.ndarray  # (T, L, N) bool
     vector_weights: int
     num_matrices: int
-    mask_name: str  # the Trace field holding the mask ("up", "gate", "up_rows", "down")
+    mask_name: str = ""  # the Trace field holding the mask ("up", "gate", "up_rows", "down")
 
 
 @dataclass(frozen=True, eq=False)

@@ -21,7 +21,7 @@ from tqdm import tqdm
 from memsim.errors import ConfigError
 from memsim.trace import MaskGroup, Trace
 from workloads.corpus import SHAKESPEARE, Corpus, Windows, load_corpus, make_windows
-from workloads.masks import MaskGenerator, build_generator
+from workloads.masks import MASKS, MaskGenerator, build_generator
 from workloads.masks._select import keep_to_k
 from workloads.masks.dip import resolve_keeps
 from workloads.masks.dip_ca import DipCaParams
@@ -78,7 +78,10 @@ def evaluate(model: str | LoadedModel = DEFAULT_MODEL, method: str = "dense",
                         window_len=window_len, stride=stride, seed=seed,
                         calibration_windows=calibration_windows,
                         calibration_split=calibration_split, hw=hw, dtype=dtype)
-    loaded = model if isinstance(model, LoadedModel) else load_model(config.model, dtype)
+    # cheap checks first: a typo should not wait for a model to load
+    parse_params(MASKS.get(method, key_path="method").Params, config.method_params, method)
+    loaded = (model if isinstance(model, LoadedModel)
+              else load_model(config.model, dtype, progress=progress))
     text = corpus if isinstance(corpus, Corpus) else load_corpus(corpus, text_column)
     result = run(config, loaded, text, progress)
     if out_dir is not None:

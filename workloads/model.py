@@ -12,9 +12,10 @@ in this sense) and models whose code is not in transformers (no `trust_remote_co
 from __future__ import annotations
 
 import importlib.util
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 from torch import nn
@@ -82,8 +83,10 @@ class LoadedModel:
         return next(self.model.parameters()).dtype
 
 
-def load_model(name_or_path: str | Path = DEFAULT_MODEL, dtype: str = "float32") -> LoadedModel:
-    """`smollm2-135m`, a checkpoint directory (safetensors) or a `.gguf` file -> LoadedModel."""
+def load_model(name_or_path: str | Path = DEFAULT_MODEL, dtype: str = "float32",
+               progress: bool = True) -> LoadedModel:
+    """`smollm2-135m`, a checkpoint directory (safetensors) or a `.gguf` file -> LoadedModel.
+    `progress=False` hides transformers' loading bars."""
     if dtype not in DTYPES:
         raise ConfigError(f"unknown dtype {dtype!r}", key_path="dtype", allowed=", ".join(DTYPES))
     name = str(name_or_path)
@@ -93,7 +96,8 @@ def load_model(name_or_path: str | Path = DEFAULT_MODEL, dtype: str = "float32")
                   "note": "Q4_1 (4-bit) weights dequantised to " + dtype}
     else:
         folder, gguf, source = _local_checkpoint(Path(name))
-    model, tokenizer = _from_pretrained(folder, gguf, DTYPES[dtype])
+    with _progress_bars(progress):
+        model, tokenizer = _from_pretrained(folder, gguf, DTYPES[dtype])
     shape = model_from_hf_config(_text_config(model.config).to_dict(), name=name)
     return LoadedModel(model, tokenizer, name, shape, find_swiglu_mlps(model), source)
 
@@ -145,6 +149,19 @@ def _from_pretrained(folder: Path, gguf: str | None, dtype: torch.dtype) -> tupl
                           key_path="model") from None
     model.eval().requires_grad_(False)
     return model, tokenizer
+
+
+@contextmanager
+def _progress_bars(enabled: bool) -> Iterator[None]:
+    """Show or hide transformers' progress bars inside the block, then restore them."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    (hf_logging.enable_progress_bar if enabled else hf_logging.disable_progress_bar)()
+    try:
+        yield
+    finally:
+        (hf_logging.enable_progress_bar if was_enabled else hf_logging.disable_progress_bar)()
 
 
 def _text_config(config: Any) -> Any:

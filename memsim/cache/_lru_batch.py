@@ -21,11 +21,8 @@ from __future__ import annotations
 import numpy as np
 
 from memsim.bits import pack_words, popcount
-from memsim.cache._packed import count_bits, count_group, token_chunks
+from memsim.cache._packed import CHUNK_TOKENS, count_bits, count_chunk, token_chunks
 from memsim.cache.base import CacheOutcome
-
-ALL_ONES = np.uint64(0xFFFF_FFFF_FFFF_FFFF)
-
 
 class _SlidingWindow:
     """Per layer of one group, the window ORs U(a*..t) and U(a*-1..t), one token at a time."""
@@ -54,22 +51,27 @@ class _SlidingWindow:
         self.outer |= m  # U(a*-1..t) grows with the token too
         np.bitwise_or(self.front, self.back, out=self.win)
         self.count = count_bits(self.win)
-        over = np.flatnonzero(self.count > self.capacity)
-        while over.size:  # a* moves about one token per token: usually 1-2 rounds
+        over = self.count > self.capacity
+        while over.any():  # a* moves about one token per token: usually 1-2 rounds
             self._advance(over, t)
-            over = over[self.count[over] > self.capacity[over]]
+            over = self.count > self.capacity
 
-    def _advance(self, layers: np.ndarray, t: int) -> None:
-        """Move a* forward by one token for `layers` (whole rows of words: block copies)."""
-        self.outer[layers] = self.win[layers]
-        self.start[layers] += 1
-        self._spill(layers[self.start[layers] > self.split[layers]], t)
-        # suffix[a*] is OR(M_a*..M_b) where a* <= b, and zero where a* = b + 1.
-        front = self.suffix[self.start[layers], layers]  # (k, w)
-        self.front[layers] = front
-        win = np.bitwise_or(front, self.back[layers], out=front)
-        self.win[layers] = win
-        self.count[layers] = count_bits(win)
+    def _advance(self, over: np.ndarray, t: int) -> None:
+        """Move a* forward by one token where `over`; other layers are left as they are.
+
+        Speed shortcut: whole-array operations with a per-layer condition cost ~10 numpy
+        calls a round, ~2x faster than gathering and scattering the moving layers.
+        """
+        np.copyto(self.outer, self.win, where=over[:, None])
+        self.start += over
+        spilled = over & (self.start > self.split)
+        if spilled.any():
+            self._spill(np.flatnonzero(spilled), t)
+        # suffix[a*] is OR(M_a*..M_b) if a* <= b, else zero (rows above b are never written),
+        # so re-reading it for layers that did not move changes nothing.
+        self.front = self.suffix[self.start, self.layers]  # (L, w)
+        np.bitwise_or(self.front, self.back, out=self.win)
+        self.count = count_bits(self.win)
 
     def _spill(self, layers: np.ndarray, t: int) -> None:
         """Move `back` into `suffix` for layers whose window start passed the split b."""
@@ -89,21 +91,27 @@ class _SlidingWindow:
         self.suffix[lo:t + 1, live] = block
 
 
+def _lowest_bits_table() -> np.ndarray:
+    """LOWEST[v, j]: byte v with only its j lowest set bits (j in 0..8)."""
+    table = np.zeros((256, 9), np.uint8)
+    for v in range(256):
+        bits = [b for b in range(8) if v >> b & 1]
+        for j in range(9):
+            table[v, j] = sum(1 << b for b in bits[:j])
+    return table
+
+
+LOWEST = _lowest_bits_table()
+
+
 def keep_lowest_bits(words: np.ndarray, keep: np.ndarray) -> np.ndarray:
     """Each word with only its `keep` lowest set bits (all of them if it has fewer)."""
-    lo = np.zeros(words.shape, np.int64)
-    hi = np.full(words.shape, 64, np.int64)
-    for _ in range(7):  # binary search for the shortest low mask holding `keep` bits: 65 outcomes
-        mid = (lo + hi) // 2
-        enough = popcount(words & _low_mask(mid)) >= keep
-        hi, lo = np.where(enough, mid, hi), np.where(enough, lo, mid + 1)
-    return words & _low_mask(lo)
-
-
-def _low_mask(num_bits: np.ndarray) -> np.ndarray:
-    """Words with bits 0..num_bits-1 set, num_bits in [0, 64] (a shift by 64 is undefined)."""
-    shifted = np.left_shift(np.uint64(1), np.minimum(num_bits, 63).astype(np.uint64))
-    return np.where(num_bits >= 64, ALL_ONES, shifted - np.uint64(1))
+    # Byte by byte, lowest first: each byte keeps what is still wanted after the lower bytes.
+    octets = np.ascontiguousarray(words, dtype="<u8").view(np.uint8).reshape(words.shape + (8,))
+    per_byte = popcount(octets)
+    below = np.cumsum(per_byte, axis=-1, dtype=np.int64) - per_byte
+    wanted = np.clip(np.asarray(keep)[..., None] - below, 0, 8)
+    return LOWEST[octets, wanted].view("<u8").reshape(words.shape).astype(np.uint64)
 
 
 def lowest_columns(words: np.ndarray, room: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -111,11 +119,11 @@ def lowest_columns(words: np.ndarray, room: np.ndarray) -> tuple[np.ndarray, np.
     per_word = popcount(words)
     upto = np.cumsum(per_word, axis=-1, dtype=np.int32)  # bits in words 0..j of the row
     whole = upto <= room[..., None]  # words kept whole: a prefix of the row
-    out = np.where(whole, words, np.uint64(0))
+    out = words * whole
     # The first word not kept whole keeps its lowest bits; if every word is whole, clip to
     # the last word, which then keeps all its bits anyway.
-    cut = np.minimum(whole.sum(axis=-1), words.shape[-1] - 1)[..., None]
-    before = np.take_along_axis(upto - per_word, cut, axis=-1)
+    cut = np.minimum(np.count_nonzero(whole, axis=-1), words.shape[-1] - 1)[..., None]
+    before = np.take_along_axis(upto, cut, axis=-1) - np.take_along_axis(per_word, cut, axis=-1)
     part = keep_lowest_bits(np.take_along_axis(words, cut, axis=-1), room[..., None] - before)
     np.put_along_axis(out, cut, part, axis=-1)
     return out, np.minimum(room, upto[..., -1])
@@ -125,23 +133,26 @@ def lru_group(masks: np.ndarray, capacity: np.ndarray,
               lengths: tuple[int, ...]) -> tuple[np.ndarray, ...]:
     """(hits, fills, miss_runs, resident), each (T, L), for one group's packed masks."""
     T, L, w = masks.shape
-    rows = np.zeros((T + len(lengths), L, w), np.uint64)  # cache states, cold row per sequence
-    last_used_before = np.empty((T, L, w), np.uint64)  # U(a*-1..t) \ U(a*..t)
-    resident = np.empty((T, L), np.int64)  # |U(a*..t)| here, plus the partial set below
-    window = _SlidingWindow(masks, capacity)
-    first_token = np.cumsum((0,) + lengths)
+    out = np.zeros((4, T, L), np.int64)
+    states = np.zeros((CHUNK_TOKENS + 1, L, w), np.uint64)  # row 0: state before the chunk
+    last_used_before = np.empty((CHUNK_TOKENS, L, w), np.uint64)  # U(a*-1..t) \ U(a*..t)
+    window, first_token, n = _SlidingWindow(masks, capacity), np.cumsum((0,) + lengths), 0
     for lo, hi, k in token_chunks(lengths):
+        states[0] = states[n]  # the previous chunk's last state ...
         if lo == first_token[k]:
-            window.reset(lo)  # each sequence starts cold
-        for t in range(lo, hi):
-            window.push(t)
-            rows[t + k + 1] = window.win
-            np.bitwise_xor(window.outer, window.win, out=last_used_before[t])  # win <= outer
-            resident[t] = window.count
-        partial, kept = lowest_columns(last_used_before[lo:hi], capacity - resident[lo:hi])
-        rows[lo + k + 1:hi + k + 1] |= partial
-        resident[lo:hi] += kept
-    return count_group(masks, rows, lengths) + (resident,)
+            window.reset(lo)
+            states[0] = 0  # ... or cold: each sequence starts empty
+        n = hi - lo
+        for i in range(n):
+            window.push(lo + i)
+            states[i + 1] = window.win
+            np.bitwise_xor(window.outer, window.win, out=last_used_before[i])  # win <= outer
+            out[3, lo + i] = window.count
+        partial, kept = lowest_columns(last_used_before[:n], capacity - out[3, lo:hi])
+        states[1:n + 1] |= partial
+        out[3, lo:hi] += kept
+        out[:3, lo:hi] = count_chunk(masks[lo:hi], states[:n], states[1:n + 1])
+    return tuple(out)
 
 
 def run_lru_batch(groups: list[np.ndarray], capacities: list[np.ndarray],

@@ -2,14 +2,9 @@
 
 Speed shortcut for the batch policies (memsim/bits.py): a group's masks (T, L, N) become
 words (T, L, ceil(N/64)), so one numpy call serves every layer of a token and 64 columns cost
-one operation; each (token, layer) row of words is one cache segment.
-
-Cache states live in a "rows" buffer with one cold (all-zero) row before each sequence:
-token t of sequence k has its state after the token at row t + k + 1 and the state it saw
-before at row t + k, so every token's previous state is a plain slice, cold restarts included.
+one operation; each (token, layer) row of words is one cache segment. Batch policies walk the
+tokens in chunks of CHUNK_TOKENS so the states of a chunk stay in the CPU cache.
 """
-from __future__ import annotations
-
 from collections.abc import Iterator
 
 import numpy as np
@@ -20,11 +15,12 @@ CHUNK_TOKENS = 32  # tokens per bulk step: ~3.7 MB of words for a 40 x 17920 gro
 
 
 def count_bits(words: np.ndarray) -> np.ndarray:
-    """Set bits per segment: (..., w) uint64 -> (...) int64."""
+    """Set bits per segment: (..., w) uint64 -> (...) uint16 or int64 (see below)."""
     # Speed shortcut: summing the uint8 popcounts in uint16 is ~3x faster than in int64 and
-    # exact while a segment has < 2**16 columns (measured, numpy 2.4).
+    # exact while a segment has < 2**16 columns (measured, numpy 2.4). Callers store the
+    # counts in int64 arrays before any arithmetic.
     small = words.shape[-1] * 64 < 2**16
-    return popcount(words).sum(axis=-1, dtype=np.uint16 if small else np.int64).astype(np.int64)
+    return popcount(words).sum(axis=-1, dtype=np.uint16 if small else np.int64)
 
 
 def run_starts(miss: np.ndarray) -> np.ndarray:
@@ -35,23 +31,17 @@ def run_starts(miss: np.ndarray) -> np.ndarray:
     return np.bitwise_and(miss, np.invert(below, out=below), out=below)
 
 
-def count_group(masks: np.ndarray, rows: np.ndarray,
-                lengths: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(hits, fills, miss_runs), each (T, L), from masks (T, L, w) and cache rows.
+def count_chunk(masks: np.ndarray, before: np.ndarray,
+                after: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(hits, fills, miss_runs), each (n, L), from packed masks and cache states (n, L, w).
 
     hits = |mask & before|; fills = |after & mask & ~before| (always-admit only inserts
     requested columns); miss runs = run starts of mask & ~before. Residency is |after|
-    (`count_bits` of the rows), left to the caller, who often knows it already.
+    (`count_bits`), left to the caller, who often knows it already.
     """
-    counts = np.zeros((3,) + masks.shape[:2], np.int64)
-    for lo, hi, k in token_chunks(lengths):
-        m, before, after = masks[lo:hi], rows[lo + k:hi + k], rows[lo + k + 1:hi + k + 1]
-        hit = m & before
-        counts[0, lo:hi] = count_bits(hit)
-        miss = np.bitwise_xor(m, hit, out=hit)
-        counts[1, lo:hi] = count_bits(after & miss)
-        counts[2, lo:hi] = count_bits(run_starts(miss))
-    return counts[0], counts[1], counts[2]
+    hit = masks & before
+    miss = np.bitwise_xor(masks, hit)
+    return count_bits(hit), count_bits(after & miss), count_bits(run_starts(miss))
 
 
 def token_chunks(lengths: tuple[int, ...]) -> Iterator[tuple[int, int, int]]:

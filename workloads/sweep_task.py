@@ -1,0 +1,39 @@
+"""The sweep's `model` trace source: one real evaluation per trace key, in a worker process.
+
+A worker keeps the models and corpora it loaded (a sweep evaluates many methods on one
+model), so each is loaded once per worker, not once per point.
+"""
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+from workloads.corpus import load_corpus
+from workloads.evaluation import evaluate
+from workloads.model import load_model
+
+
+@functools.lru_cache(maxsize=2)
+def _model(name: str):
+    return load_model(name)
+
+
+@functools.lru_cache(maxsize=2)
+def _corpus(spec: str):
+    return load_corpus(spec)
+
+
+def evaluate_for_sweep(job: dict, out: Path, hw_path: Path | None) -> dict:
+    """Evaluate job's method on its model and windows; files into `out`; figures back."""
+    t = job["trace"]
+    model = _model(job["model"])
+    if job.get("adapter", "none") not in ("none", "", None):
+        from workloads.lora import with_adapter  # the LoRA issue's adapters
+        model = with_adapter(model, job["adapter"])
+    result = evaluate(model, job["method"], job["params"], corpus=_corpus(t["corpus"]),
+                      windows=t["windows"], window_len=t["window_len"], seed=t["seed"],
+                      split=t["split"], hw=None if hw_path is None else str(hw_path),
+                      out_dir=out, progress=False)
+    return {"perplexity": result.perplexity, "nll_per_token": result.nll_per_token,
+            "mlp_density": result.mlp_density, "trace_source": result.trace.source,
+            "cache_hit_rate": result.cache_hit_rate}
