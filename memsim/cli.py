@@ -32,9 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_trace(sub)
     _add_eval(sub)
     _add_sweep(sub)
-    demo = sub.add_parser("demo", help="simulate the embedded default and print a table")
-    demo.add_argument("--out", default="runs/demo", help="output folder")
-    demo.add_argument("--tokens", type=int, default=64, help="decode tokens per trace")
+    demo = sub.add_parser("demo", help="run the embedded default sweep (SmolLM2-135M on the "
+                                       "flagship phone) and plot it")
+    demo.add_argument("--out", default="runs/demo", help="output folder (rerun to resume)")
+    demo.add_argument("--workers", type=int, default=None, help="default: one per core")
     return parser
 
 
@@ -198,7 +199,7 @@ def _sweep(args) -> int:
 @command("demo")
 def _demo(args) -> int:
     from memsim.demo import run_demo
-    return run_demo(Path(args.out), num_tokens=args.tokens)
+    return run_demo(Path(args.out), workers=args.workers)
 
 
 def print_table(rows: list[tuple[str, str]]) -> None:

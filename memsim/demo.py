@@ -1,39 +1,43 @@
-"""`memsim demo`: the embedded default, end to end, in well under a minute.
+"""`memsim demo`: the README's first command ends here.
 
-Synthetic Phi-3-Medium traces (dense, and DIP at 50% MLP density) decoded on the flagship
-preset at several DRAM sizes: the question memsim answers, in one table. (The sweep issue
-replaces this with a real SmolLM2 sweep and plots.)
+Runs memsim/demo_sweep.yaml (SmolLM2-135M on the flagship preset, DRAM sizes at the model's
+scale, dense streaming vs DIP vs DIP-CA, real masked forward passes on Shakespeare), writes
+the plots, prints a short table and where everything is. Rerunning resumes.
 """
 from __future__ import annotations
 
-import dataclasses
+import os
 from pathlib import Path
 
-from memsim.config import load_hw
-from memsim.model import load_model_shape
-from memsim.result import write_result
-from memsim.simulate import resolved_config, simulate
-from memsim.synth import synth_trace
+from memsim.sweep import run_sweep
+from memsim.sweep_spec import load_sweep
 
-DEMO_HW, DEMO_MODEL = "flagship", "phi-3-medium"
-DEMO_CAPACITIES_GB = (2.0, 4.0, 6.0, 8.0)
+DEMO_SWEEP = Path(__file__).resolve().parent / "demo_sweep.yaml"
 
 
-def run_demo(out_dir: Path, num_tokens: int = 64) -> int:
-    base, model = load_hw(DEMO_HW), load_model_shape(DEMO_MODEL)
-    traces = {"dense": synth_trace(model, num_tokens, method="dense", seed=0),
-              "dip-0.5": synth_trace(model, num_tokens, 0.5, seed=0)}
-    header = f"{'DRAM GB':>7}  {'method':8} {'tok/s':>7} {'hit':>6} {'flash MB/tok':>12} " \
-             f"{'DRAM used GB':>12}"
-    print(f"{DEMO_MODEL} (synthetic traces, {num_tokens} tokens) on {base.name}\n{header}")
-    for capacity in DEMO_CAPACITIES_GB:
-        hw = dataclasses.replace(base, dram=dataclasses.replace(base.dram, capacity_GB=capacity))
-        for name, trace in traces.items():
-            result = simulate(hw, model, trace)
-            write_result(result, out_dir / f"{name}_{capacity:g}GB",
-                         resolved_config(hw, model, trace, "event"))
-            print(f"{capacity:7.1f}  {name:8} {result.tokens_per_s:7.2f} {result.hit_rate:6.3f} "
-                  f"{result.flash_bytes_per_token / 1e6:12.1f} "
-                  f"{result.dram_used_bytes / 1e9:12.2f}")
-    print(f"results in {out_dir}/")
-    return 0
+def run_demo(out_dir: Path, workers: int | None = None) -> int:
+    from memsim.plots import make_plots
+    from memsim.results_table import read_results
+
+    sweep = load_sweep(DEMO_SWEEP)
+    workers = workers or os.cpu_count() or 1
+    report = run_sweep(sweep, out_dir, workers=workers)
+    if report.table_path is None:
+        print("no point finished; see the errors above")
+        return 1
+    _print_table(read_results(report.table_path))
+    plots = make_plots(report.table_path, out_dir / "plots")
+    print(f"\nresults table: {report.table_path}")
+    print(f"plots: {out_dir / 'plots'}/ ({len(plots)} figures, PNG and SVG)")
+    for failure in report.failures:
+        print(f"failed: {failure}")
+    return 1 if report.num_failed else 0
+
+
+def _print_table(table) -> None:
+    print(f"\n{'DRAM MB':>8} {'method':8} {'perplexity':>10} {'tok/s':>8} {'hit rate':>8} "
+          f"{'flash MB/tok':>12}")
+    for row in sorted(table.rows(), key=lambda r: (r["capacity_GB"], r["method"])):
+        print(f"{row['capacity_GB'] * 1e3:8.0f} {row['method']:8} {row['perplexity']:10.3f} "
+              f"{row['tokens_per_s']:8.1f} {row['hit_rate']:8.3f} "
+              f"{row['flash_bytes_per_token'] / 1e6:12.2f}")

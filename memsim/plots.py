@@ -35,6 +35,7 @@ METHOD_ORDER = ("dense", "glu", "cats", "dip", "dip_ca")
 METHOD_LABELS = {"dense": "Dense", "glu": "GLU pruning", "cats": "CATS", "dip": "DIP",
                  "dip_ca": "DIP-CA"}
 CACHE_LABELS = {"none": "no cache", "lru": "LRU", "lfu": "LFU", "belady": "Belady"}
+CACHE_ORDER = ("", "none", "lru", "lfu", "belady")
 CACHE_LINESTYLES = {"lru": "-", "lfu": "-.", "belady": ":", "none": "--"}
 ORACLE_CACHE = "belady"  # knows the future: an upper bound, never on the Pareto front
 BREAKDOWN_PARTS = {"flash": "flash read", "dram": "DRAM", "compute": "compute", "stall": "stall"}
@@ -153,8 +154,7 @@ def throughput_vs_perplexity_data(table: Table) -> PlotData:
         panels[panel] = _curves(rows, "perplexity", "tokens_per_s")
         fronts[panel] = _front(rows)
     return PlotData("throughput_vs_perplexity",
-                    _title("Decode throughput vs perplexity (Pareto front: excl. Belady)",
-                           table, notes),
+                    _title("Decode throughput vs perplexity", table, notes),
                     "perplexity (lower is better)", "throughput (tokens/s)",
                     panels or {"no rows with perplexity": {}}, fronts, notes=notes)
 
@@ -186,7 +186,7 @@ def matched_perplexity_data(table: Table, tolerance: float = 0.1) -> PlotData:
     keys = _keys(rows)
     series = {key: _matched_series(rows.select(keys == key), key, reference + tolerance)
               for key in _ordered(set(keys))}
-    notes.append(f"perplexity ≤ {what} {reference:.3g} + {tolerance:g}" if len(rows) else
+    notes.append(f"perplexity ≤ {what} {reference:.2f} + {tolerance:g}" if len(rows) else
                  "no rows with perplexity")
     return PlotData("dram_at_matched_perplexity",
                     _title("DRAM used vs throughput at matched perplexity", table, notes),
@@ -280,7 +280,7 @@ def _front(rows: Table) -> Series:
     """The Pareto front of one panel over realizable cache policies (Belady excluded)."""
     rows = _without_oracle(rows)
     index = pareto_front(rows["perplexity"], rows["tokens_per_s"])
-    return Series("Pareto front", rows["perplexity"][index], rows["tokens_per_s"][index],
+    return Series("Pareto front (excl. Belady)", rows["perplexity"][index], rows["tokens_per_s"][index],
                   _ids(rows, index))
 
 
@@ -309,7 +309,8 @@ def _drop_missing(table: Table, columns: tuple[str, ...]) -> tuple[Table, list[s
     for column in columns:
         finite = np.isfinite(table[column].astype(float))
         if (keep & ~finite).any():
-            notes.append(f"{int((keep & ~finite).sum())} rows without {column} skipped")
+            count = int((keep & ~finite).sum())
+            notes.append(f"{count} row{'s' * (count != 1)} without {column} skipped")
             log.warning("%s: %s", table.source, notes[-1])
         keep &= finite
     return table.select(keep), notes
@@ -321,10 +322,10 @@ def _keys(rows: Table, always_impl: bool = False) -> np.ndarray:
     methods = rows["method"].astype(str)
     impls = rows["cache_impl"].astype(str) if "cache_impl" in rows else np.full(len(rows), "none")
     keys = np.empty(len(rows), dtype=object)
-    for method in set(methods):
+    for method in set(methods.tolist()):
         here = methods == method
         split = always_impl or len(set(impls[here])) > 1
-        keys[here] = [f"{method}/{impl}" if split else method for impl in impls[here]]
+        keys[here] = [f"{method}/{impl}" if split else method for impl in impls[here].tolist()]
     return keys
 
 
@@ -350,10 +351,11 @@ def _mean_line(rows: Table, x: str, y: str, key: str) -> Series:
 
 
 def _ordered(keys: set[str]) -> list[str]:
-    """Series keys in the paper's method order, then by name."""
+    """Series keys in the paper's method order, then by cache policy (Belady last), name."""
     def rank(key: str) -> tuple:
-        method = key.split("/")[0]
-        return (METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER), key)
+        method, _, impl = key.partition("/")
+        return (METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER),
+                method, CACHE_ORDER.index(impl) if impl in CACHE_ORDER else 3.5, impl)
     return sorted(keys, key=rank)
 
 
@@ -429,7 +431,7 @@ def _draw_lines(data: PlotData, fig: Figure) -> None:
         _decorate(ax, panel, data.xlabel, bool(series))
     axes[0].set_ylabel(data.ylabel)
     if handles:
-        fig.legend(list(handles.values()), list(handles), loc="outside right upper")
+        fig.legend(list(handles.values()), list(handles), loc="outside right center")
 
 
 def _decorate(ax, panel: str, xlabel: str, has_data: bool) -> None:

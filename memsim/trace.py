@@ -156,7 +156,7 @@ class Trace:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp")
         with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
+            np.savez(fh, **arrays)  # packed masks are near-random bits: compression only costs time
         tmp.replace(path)
         return path
 

@@ -1,0 +1,76 @@
+"""Wall time of masked forward passes relative to the dense forward, on the same windows.
+
+Dense is Hugging Face's own forward (no masking installed). DIP and DIP-CA run the same model
+with workloads' masked MLPs and mask recording, as `workloads.evaluate` does; the log-softmax
+is left out of every figure. Each method scores the same windows `--repeats` times; the
+figure is the median over repeats of the time for all windows. Targets (issue 3): DIP <= 1.3x
+dense, DIP-CA <= 3x. Prints figures only; nothing asserts on time.
+
+    .venv/bin/python benchmarks/bench_workloads.py [--model smollm2-135m] [--windows 4]
+        [--window-len 256] [--density 0.5] [--repeats 3]
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+import torch
+
+from workloads.corpus import load_corpus, make_windows
+from workloads.masked_mlp import MaskRecorder, masked
+from workloads.masks import build_generator
+from workloads.model import load_model
+
+
+def time_windows(loaded, windows: np.ndarray, method: str | None, params: dict) -> float:
+    """Seconds to run every window once (method None: the unmasked model)."""
+    generator = None if method is None else build_generator(method, params, loaded.shape)
+    start = time.perf_counter()
+    with torch.inference_mode():
+        for ids in windows:
+            tokens = torch.from_numpy(ids)[None]  # (1, W)
+            if generator is None:
+                loaded.model(input_ids=tokens, use_cache=False)
+                continue
+            generator.start_sequence()
+            recorder = MaskRecorder(loaded.shape.num_hidden_layers)
+            with masked(loaded, generator, recorder):
+                loaded.model(input_ids=tokens, use_cache=False)
+            recorder.stack(loaded.shape.hidden_size, "up")
+            recorder.stack(loaded.shape.intermediate_size, "down")
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="smollm2-135m")
+    parser.add_argument("--windows", type=int, default=4)
+    parser.add_argument("--window-len", type=int, default=256)
+    parser.add_argument("--density", type=float, default=0.5)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    loaded = load_model(args.model, progress=False)
+    windows = make_windows(load_corpus(), "test", loaded.tokenizer, args.window_len,
+                           args.windows, seed=0).ids
+    d = args.density
+    runs = {"dense (HF forward)": (None, {}),
+            "dense (masked path)": ("dense", {}),
+            f"dip d={d}": ("dip", {"density": d}),
+            f"dip_ca d={d} lru": ("dip_ca", {"density": d, "gamma": 0.5, "cache_policy": "lru"}),
+            f"dip_ca d={d} none": ("dip_ca", {"density": d, "cache_policy": "none"})}
+    time_windows(loaded, windows[:1], None, {})  # warm-up: first-call allocations
+    print(f"model {args.model}, {args.windows} windows x {args.window_len} tokens, "
+          f"{torch.get_num_threads()} threads, median of {args.repeats}")
+    base = None
+    for label, (method, params) in runs.items():
+        seconds = statistics.median(time_windows(loaded, windows, method, params)
+                                    for _ in range(args.repeats))
+        base = base or seconds
+        print(f"  {label:24s} {seconds / len(windows) * 1e3:8.1f} ms/window  "
+              f"{seconds / base:5.2f}x dense")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""Batch replay for ranking policies (LFU, Belady): vectorised over layers and columns.
+
+The policy supplies one integer priority per column and token (`RowRanker.priority`, larger =
+keep); this module applies the always-admit rule of memsim/cache/base.py to all layers of a
+block at once: requested columns outrank every other column, then each row keeps its
+`capacity` best columns among the requested and the resident ones. Tokens (and, for memory,
+blocks of layers) are Python loops; exact, but not the LRU's speed.
+"""
+from __future__ import annotations
+
+from typing import Callable, Protocol
+
+import numpy as np
+
+from memsim.cache.base import CacheOutcome, count_runs
+
+BLOCK_BYTES = 64 << 20  # memory a ranker may hold per block of layers (Belady's next-use table)
+
+
+class RowRanker(Protocol):
+    """Priorities of one sequence's columns for a block of layers."""
+
+    top: int  # every priority is in [0, top)
+
+    def priority(self, t: int, mask: np.ndarray) -> np.ndarray:
+        """(R, N) int64 priorities once token t (mask (R, N) bool) has been counted."""
+
+
+def keep_best(mask: np.ndarray, resident: np.ndarray, capacity: np.ndarray,
+              priority: np.ndarray, top: int) -> np.ndarray:
+    """(R, N) bool: each row's next resident set under always-admit (see module doc)."""
+    score = np.where(mask, priority + top, np.where(resident, priority, -1))  # -1: not eligible
+    new = score >= 0
+    for cap in np.unique(capacity):
+        rows = np.flatnonzero((capacity == cap) & (new.sum(axis=1) > cap))  # must evict
+        if not rows.size:
+            continue
+        if cap == 0:
+            new[rows] = False
+            continue
+        n = score.shape[1]
+        # Priorities are distinct within a row (they end with the column index), so exactly
+        # `cap` columns reach the cap-th largest score.
+        threshold = np.partition(score[rows], n - cap, axis=1)[:, n - cap:n - cap + 1]
+        new[rows] = score[rows] >= threshold
+    return new
+
+
+def run_rowwise(groups: list[np.ndarray], capacities: list[np.ndarray],
+                sequence_lengths: tuple[int, ...] | None,
+                make_ranker: Callable[[np.ndarray], RowRanker],
+                bytes_per_cell: int = 0) -> CacheOutcome:
+    """Replay every segment; `make_ranker(masks)` gets one sequence's (n, R, N) masks."""
+    T, L = groups[0].shape[:2]
+    lengths = tuple(sequence_lengths or (T,))
+    out = np.zeros((4, T, len(groups), L), np.int64)  # hits, fills, miss_runs, resident
+    for g, (masks, caps) in enumerate(zip(groups, capacities)):
+        capacity = np.minimum(np.asarray(caps, np.int64), masks.shape[2])
+        start = 0
+        for n in lengths:
+            cells = max(1, n * masks.shape[2] * bytes_per_cell)
+            block = max(1, min(L, BLOCK_BYTES // cells))
+            for lo in range(0, L, block):
+                rows = slice(lo, min(lo + block, L))
+                seq = masks[start:start + n, rows]
+                out[:, start:start + n, g, rows] = _replay(seq, capacity[rows], make_ranker(seq))
+            start += n
+    return CacheOutcome(*out)
+
+
+def _replay(masks: np.ndarray, capacity: np.ndarray, ranker: RowRanker) -> np.ndarray:
+    """(4, n, R) counts of one sequence for a block of layers, starting cold."""
+    n, R, N = masks.shape
+    counts = np.zeros((4, n, R), np.int64)
+    resident = np.zeros((R, N), bool)
+    for t in range(n):
+        m = masks[t]
+        hit = m & resident
+        miss = m & ~hit
+        resident = keep_best(m, resident, capacity, ranker.priority(t, m), ranker.top)
+        counts[:, t] = (hit.sum(axis=1), (resident & miss).sum(axis=1), count_runs(miss),
+                        resident.sum(axis=1))
+    return counts
