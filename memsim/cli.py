@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_trace(sub)
     _add_eval(sub)
     _add_sweep(sub)
+    _add_plot(sub)
     demo = sub.add_parser("demo", help="run the embedded default sweep (SmolLM2-135M on the "
                                        "flagship phone) and plot it")
     demo.add_argument("--out", default="runs/demo", help="output folder (rerun to resume)")
@@ -84,6 +85,11 @@ def _add_sweep(sub) -> None:
     p.add_argument("--scheduler", default=None,
                    help="dask scheduler address, e.g. tcp://host:8786 (default: start a "
                         "LocalCluster on 127.0.0.1)")
+
+
+def _add_plot(sub) -> None:
+    from memsim.plots import add_plot_arguments
+    add_plot_arguments(sub.add_parser("plot", help="figures from a sweep's results table"))
 
 
 def _add_eval(sub) -> None:
@@ -194,6 +200,12 @@ def _sweep(args) -> int:
               file=sys.stderr)
         return 1
     return 0
+
+
+@command("plot")
+def _plot(args) -> int:
+    from memsim.plots import run_plot
+    return run_plot(args)
 
 
 @command("demo")

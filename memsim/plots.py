@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,6 +50,7 @@ REQUIRED_COLUMNS = {
     "time_breakdown": ("point_id", "method", "capacity_GB",
                        *(f"breakdown_{part}_s" for part in BREAKDOWN_PARTS)),
 }
+TITLE_CHARS_PER_IN = 8  # at figure.titlesize 13 pt, so a long title wraps instead of clipping
 STYLE = {"font.size": 11, "axes.titlesize": 12, "axes.labelsize": 11, "legend.fontsize": 9,
          "figure.titlesize": 13}
 
@@ -96,9 +98,10 @@ def make_plots(results_path_or_dir: str | Path, out_dir: str | Path,
     check_plottable(table)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    figures = [throughput_vs_perplexity_data(table), hit_rate_vs_dram_data(table),
+               matched_perplexity_data(table, ppl_tolerance), time_breakdown_data(table, points)]
     files = PlotFiles()
-    for data in (throughput_vs_perplexity_data(table), hit_rate_vs_dram_data(table),
-                 matched_perplexity_data(table, ppl_tolerance), time_breakdown_data(table, points)):
+    for data in figures:  # all computed first: a bad --points writes nothing
         data.paths = draw(data, out)
         files[data.name], files.data[data.name] = data.paths, data
     return files
@@ -225,14 +228,19 @@ def default_breakdown_points(table: Table) -> list[str]:
     ids = []
     for method in _ordered(set(table["method"])):
         rows = _without_oracle(table.select(table["method"] == method))
-        capacities = np.unique(rows["capacity_GB"][np.isfinite(rows["capacity_GB"])])
-        if len(capacities):
-            rows = rows.select(rows["capacity_GB"] == capacities[(len(capacities) - 1) // 2])
-        if "density" in rows and np.isfinite(rows["density"]).any():
-            densities = np.unique(rows["density"][np.isfinite(rows["density"])])
-            rows = rows.select(rows["density"] == densities[(len(densities) - 1) // 2])
+        rows = _at_lower_median(_at_lower_median(rows, "capacity_GB"), "density")
         ids.append(str(rows["point_id"][0]))
     return ids
+
+
+def _at_lower_median(rows: Table, column: str) -> Table:
+    """The rows whose `column` is the lower median of its distinct finite values (all rows
+    when it has none)."""
+    values = _numbers(rows, column) if column in rows else np.full(len(rows), np.nan)
+    distinct = np.unique(values[np.isfinite(values)])
+    if not len(distinct):
+        return rows
+    return rows.select(values == distinct[(len(distinct) - 1) // 2])
 
 
 def _matched_series(rows: Table, key: str, budget: float) -> Series:
@@ -280,8 +288,8 @@ def _front(rows: Table) -> Series:
     """The Pareto front of one panel over realizable cache policies (Belady excluded)."""
     rows = _without_oracle(rows)
     index = pareto_front(rows["perplexity"], rows["tokens_per_s"])
-    return Series("Pareto front (excl. Belady)", rows["perplexity"][index], rows["tokens_per_s"][index],
-                  _ids(rows, index))
+    return Series("Pareto front (excl. Belady)", rows["perplexity"][index],
+                  rows["tokens_per_s"][index], _ids(rows, index))
 
 
 def _without_oracle(rows: Table) -> Table:
@@ -307,13 +315,21 @@ def _drop_missing(table: Table, columns: tuple[str, ...]) -> tuple[Table, list[s
     """Rows where every column in `columns` is a finite number; a note per column skipped."""
     keep, notes = np.ones(len(table), dtype=bool), []
     for column in columns:
-        finite = np.isfinite(table[column].astype(float))
+        finite = np.isfinite(_numbers(table, column))
         if (keep & ~finite).any():
             count = int((keep & ~finite).sum())
             notes.append(f"{count} row{'s' * (count != 1)} without {column} skipped")
             log.warning("%s: %s", table.source, notes[-1])
         keep &= finite
     return table.select(keep), notes
+
+
+def _numbers(table: Table, column: str) -> np.ndarray:
+    try:
+        return table[column].astype(float)
+    except ValueError:
+        raise ConfigError("a column the plots read as numbers holds text", source=table.source,
+                          key_path=column, allowed="numbers, empty for missing") from None
 
 
 def _keys(rows: Table, always_impl: bool = False) -> np.ndarray:
@@ -397,10 +413,11 @@ def _title(headline: str, table: Table, notes: list[str]) -> str:
 def draw(data: PlotData, out_dir: Path) -> list[Path]:
     """Draw `data` on an Agg canvas and save it as PNG and SVG; return the two paths."""
     with matplotlib.rc_context(STYLE):
-        fig = Figure(figsize=_figure_size(data), layout="constrained")
+        width_in, height_in = _figure_size(data)
+        fig = Figure(figsize=(width_in, height_in), layout="constrained")
         FigureCanvasAgg(fig)
         (_draw_bars if data.ticklabels else _draw_lines)(data, fig)
-        fig.suptitle(data.title)
+        fig.suptitle(_wrap(data.title, int(width_in * TITLE_CHARS_PER_IN)))
         paths = [out_dir / f"{data.name}.{ext}" for ext in ("png", "svg")]
         for path in paths:
             fig.savefig(path, dpi=150)
@@ -410,7 +427,11 @@ def draw(data: PlotData, out_dir: Path) -> list[Path]:
 def _figure_size(data: PlotData) -> tuple[float, float]:
     if data.ticklabels:
         return (max(6.0, 1.5 * len(data.ticklabels) + 2.5), 5.0)
-    return (4.2 * len(data.panels) + 2.8, 4.8)
+    return (max(9.0, 4.2 * len(data.panels) + 2.8), 4.8)
+
+
+def _wrap(title: str, width_chars: int) -> str:
+    return "\n".join(textwrap.fill(line, width_chars) for line in title.splitlines())
 
 
 def _draw_lines(data: PlotData, fig: Figure) -> None:
@@ -459,4 +480,4 @@ def _draw_bars(data: PlotData, fig: Figure) -> None:
     ax.set_xticks(np.arange(len(data.ticklabels)), data.ticklabels)
     ax.set_ylabel(data.ylabel)
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(loc="upper right")
+    fig.legend(loc="outside right center")  # outside, so it never hides a bar

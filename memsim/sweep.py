@@ -133,8 +133,8 @@ def _axis_value(point: SweepPoint, axis: str, value):
     """The value an axis had at this point, blank where the method ignores it."""
     if axis.startswith("dip_ca.") and point.spec.method != "dip_ca":
         return None
-    if axis == "density" and point.spec.method == "dense":
-        return None
+    if axis == "density":
+        return point.spec.density  # 1.0 for dense, which reads every column
     return value
 
 

@@ -8,10 +8,10 @@ import dataclasses
 import numpy as np
 import pytest
 
-from memsim.bits import pack_words
+from memsim.bits import pack_words, unpack_words
 from memsim.cache import POLICIES, CacheOutcome, CachePolicy, count_runs, make_policy
-from memsim.cache._lru_batch import keep_lowest_bits, lowest_columns
-from memsim.cache._packed import count_bits, run_starts
+from memsim.cache._lru_batch import add_lowest_columns, keep_lowest_bits
+from memsim.cache._packed import count_runs as count_runs_packed
 from memsim.errors import ConfigError
 
 NAMES = ("none", "lru", "lfu", "belady")
@@ -110,7 +110,7 @@ def test_lru_ties_evict_higher_index_first():
 
 def test_lru_oversize_mask_keeps_its_lowest_index_columns():
     hits, resident = replay("lru", trace(6, (1,), (1, 3, 5), (5,)), capacity=2)
-    assert resident == [{1}, {1, 3}, {3, 5}]
+    assert resident == [{1}, {1, 3}, {1, 5}]  # at t2, 1 and 3 tie on recency: 3 goes
     assert hits == [set(), {1}, set()]
 
 
@@ -246,7 +246,7 @@ def test_capacity_above_the_width_caches_everything_used():
 
 # ---------------------------------------------------------------------------- batch == loop
 @pytest.mark.parametrize("name", NAMES)
-@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("seed", [0, 1, 2, 3, 4])
 def test_run_batch_equals_the_stepwise_loop(name, seed):
     groups, capacities, lengths = random_case(seed)
     assert_same(POLICIES.get(name).run_batch(groups, capacities, lengths),
@@ -276,6 +276,17 @@ def test_lru_run_batch_handles_long_and_short_windows_together():
                 stepwise("lru", [masks], capacities, (60,)))
 
 
+@pytest.mark.parametrize("name", CACHING)
+def test_run_batch_equals_the_stepwise_loop_when_masks_overflow_every_layer(name):
+    """DIP-like up/gate masks denser than the cache, with a few sparse tokens between."""
+    rng = np.random.default_rng(10)
+    masks = reuse_masks(rng, 30, 3, 130, 0.6)
+    masks[[4, 5, 9, 17]] &= rng.random((4, 3, 130)) < 0.2  # these fit again
+    capacities = [np.array([60, 65, 70])]
+    assert_same(POLICIES.get(name).run_batch([masks], capacities, (12, 18)),
+                stepwise(name, [masks], capacities, (12, 18)))
+
+
 # ---------------------------------------------------------------------------- comparisons
 def test_belady_hits_at_least_as_often_as_lru_and_lfu():
     for seed in range(3):
@@ -301,7 +312,7 @@ def test_run_starts_counts_runs_across_word_boundaries():
     masks = rng.random((50, 200)) < 0.6
     masks[0] = True  # one run over four words
     masks[1, 60:70] = True  # a run across a word boundary
-    np.testing.assert_array_equal(count_bits(run_starts(pack_words(masks))), count_runs(masks))
+    np.testing.assert_array_equal(count_runs_packed(pack_words(masks)), count_runs(masks))
 
 
 def test_keep_lowest_bits_keeps_exactly_the_lowest_set_bits():
@@ -315,11 +326,15 @@ def test_keep_lowest_bits_keeps_exactly_the_lowest_set_bits():
         assert g == sum(1 << b for b in bits)
 
 
-def test_lowest_columns_keeps_the_room_lowest_columns_of_each_row():
+def test_add_lowest_columns_adds_the_room_lowest_columns_of_each_row():
     rng = np.random.default_rng(14)
     masks = rng.random((6, 3, 150)) < 0.4
+    masks[0, 0] = False  # an empty row
+    masks[0, 1] = True  # a full row, the last word full too
     room = rng.integers(0, 70, (6, 3))
-    words, kept = lowest_columns(pack_words(masks), room)
-    expect = masks & (np.cumsum(masks, axis=-1) <= room[..., None])
-    np.testing.assert_array_equal(words, pack_words(expect))
-    np.testing.assert_array_equal(kept, expect.sum(axis=-1))
+    room[1] = 200  # more room than columns
+    states = pack_words(rng.random((6, 3, 150)) < 0.1)
+    expect = (masks & (np.cumsum(masks, axis=-1) <= room[..., None])) | unpack_words(states, 150)
+    gained = add_lowest_columns(states, pack_words(masks), room)
+    np.testing.assert_array_equal(states, pack_words(expect))
+    np.testing.assert_array_equal(gained, np.minimum(room, masks.sum(axis=-1)))

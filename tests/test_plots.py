@@ -225,3 +225,25 @@ def test_breakdown_bars_stack_to_the_time_per_token_in_ms(table):
 def test_unknown_breakdown_point_is_a_config_error(table):
     with pytest.raises(ConfigError, match="unknown point_id.*nope"):
         time_breakdown_data(table, ["nope"])
+
+
+def test_simulation_only_sweep_still_plots_throughput_free_figures(tmp_path):
+    write_results([{**row, "perplexity": None} for row in sweep_rows()], tmp_path)
+    files = make_plots(tmp_path, tmp_path / "plots")
+    assert all(p.is_file() for paths in files.values() for p in paths)
+    assert files.data["throughput_vs_perplexity"].panels == {"no rows with perplexity": {}}
+    assert files.data["dram_at_matched_perplexity"].panels == {"": {}}
+    assert len(files.data["hit_rate_vs_dram"].panels[""]) == 7
+
+
+def test_text_in_a_numeric_column_is_a_config_error_naming_it():
+    table = table_from_rows([{**row, "hit_rate": "n/a"} for row in sweep_rows()])
+    with pytest.raises(ConfigError, match="hit_rate"):
+        hit_rate_vs_dram_data(table)
+
+
+def test_bad_points_write_no_figure(tmp_path):
+    write_results(sweep_rows(), tmp_path)
+    with pytest.raises(ConfigError, match="nope"):
+        make_plots(tmp_path, tmp_path / "plots", points=["nope"])
+    assert not list((tmp_path / "plots").glob("*.png"))

@@ -8,7 +8,7 @@ import torch
 from memsim.errors import ConfigError
 from workloads.masked_mlp import MaskRecorder, masked
 from workloads.masks import MASKS, build_generator
-from workloads.masks._select import topk_rows
+from workloads.masks._select import topk_row, topk_rows
 from workloads.masks.dip import dip_keeps_from_density
 from workloads.model import load_model
 from workloads.perplexity import calibrate, score_window
@@ -77,6 +77,7 @@ def test_topk_of_a_row_does_not_depend_on_its_batch():
     scores = np.random.default_rng(1).random((50, 96)).round(1)  # many ties
     batched = topk_rows(scores, 20)
     assert all((topk_rows(scores[i:i + 1], 20)[0] == batched[i]).all() for i in range(50))
+    assert all((topk_row(scores[i], 20) == batched[i]).all() for i in range(50))
 
 
 def test_masks_are_applied_not_just_recorded(models, ids):

@@ -44,9 +44,21 @@ class _SlidingWindow:
         for words in (self.front, self.back, self.outer, self.win):
             words[:] = 0
 
-    def push(self, t: int) -> None:
-        """Add token t, then move each window start forward until the window fits."""
+    def push(self, t: int, fits_nowhere: bool = False) -> None:
+        """Add token t, then move each window start forward until the window fits.
+
+        `fits_nowhere`: the token's mask alone is over capacity in every layer.
+        """
         m = self.masks[t]
+        if fits_nowhere:
+            # Speed shortcut (DIP's up/gate masks at a 50% cache, PAPER.md section 3): every
+            # window empties (a* = t + 1), so no round and no suffix rebuild is needed.
+            self.start[:], self.split[:] = t + 1, t
+            for words in (self.front, self.back, self.win):
+                words[:] = 0
+            self.outer[:] = m  # U(t..t)
+            self.count = np.zeros_like(self.start)
+            return
         self.back |= m
         self.outer |= m  # U(a*-1..t) grows with the token too
         np.bitwise_or(self.front, self.back, out=self.win)
@@ -114,19 +126,27 @@ def keep_lowest_bits(words: np.ndarray, keep: np.ndarray) -> np.ndarray:
     return LOWEST[octets, wanted].view("<u8").reshape(words.shape).astype(np.uint64)
 
 
-def lowest_columns(words: np.ndarray, room: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(..., w) words -> the `room` (...) lowest set columns of each row, and how many."""
+def add_lowest_columns(states: np.ndarray, words: np.ndarray, room: np.ndarray) -> np.ndarray:
+    """OR into `states` the `room` (...) lowest set columns of each row of `words` (..., w).
+
+    Returns how many columns each row gained (room, or fewer if the row has fewer).
+    """
+    w = words.shape[-1]
     per_word = popcount(words)
-    upto = np.cumsum(per_word, axis=-1, dtype=np.int32)  # bits in words 0..j of the row
-    whole = upto <= room[..., None]  # words kept whole: a prefix of the row
-    out = words * whole
-    # The first word not kept whole keeps its lowest bits; if every word is whole, clip to
-    # the last word, which then keeps all its bits anyway.
-    cut = np.minimum(np.count_nonzero(whole, axis=-1), words.shape[-1] - 1)[..., None]
+    # One running count over the whole chunk, so one searchsorted finds every row's cut.
+    wide = np.int32 if words.size * 64 < 2**31 else np.int64
+    upto = np.cumsum(per_word, dtype=wide).reshape(words.shape)  # bits in words up to here
+    target = upto[..., 0] - per_word[..., 0] + room  # (...) the running count to stop at
+    np.bitwise_or(states, words, out=states, where=upto <= target[..., None])  # whole words
+    # The first word past the target keeps its lowest bits; if none is past it, clip to the
+    # last word, which was kept whole and stays so.
+    first = np.searchsorted(upto.reshape(-1), target.reshape(-1), side="right")
+    cut = np.minimum(first.reshape(room.shape) - np.arange(room.size).reshape(room.shape) * w,
+                     w - 1)[..., None]
     before = np.take_along_axis(upto, cut, axis=-1) - np.take_along_axis(per_word, cut, axis=-1)
-    part = keep_lowest_bits(np.take_along_axis(words, cut, axis=-1), room[..., None] - before)
-    np.put_along_axis(out, cut, part, axis=-1)
-    return out, np.minimum(room, upto[..., -1])
+    part = keep_lowest_bits(np.take_along_axis(words, cut, axis=-1), target[..., None] - before)
+    np.put_along_axis(states, cut, np.take_along_axis(states, cut, axis=-1) | part, axis=-1)
+    return np.minimum(room, upto[..., -1] - target + room)
 
 
 def lru_group(masks: np.ndarray, capacity: np.ndarray,
@@ -143,15 +163,17 @@ def lru_group(masks: np.ndarray, capacity: np.ndarray,
             window.reset(lo)
             states[0] = 0  # ... or cold: each sequence starts empty
         n = hi - lo
+        requested = count_bits(masks[lo:hi]).astype(np.int64)  # (n, L)
+        fits_nowhere = (requested > capacity).all(axis=1)
         for i in range(n):
-            window.push(lo + i)
+            window.push(lo + i, fits_nowhere[i])
             states[i + 1] = window.win
             np.bitwise_xor(window.outer, window.win, out=last_used_before[i])  # win <= outer
             out[3, lo + i] = window.count
-        partial, kept = lowest_columns(last_used_before[:n], capacity - out[3, lo:hi])
-        states[1:n + 1] |= partial
-        out[3, lo:hi] += kept
-        out[:3, lo:hi] = count_chunk(masks[lo:hi], states[:n], states[1:n + 1])
+        out[3, lo:hi] += add_lowest_columns(states[1:n + 1], last_used_before[:n],
+                                            capacity - out[3, lo:hi])
+        out[:3, lo:hi] = count_chunk(masks[lo:hi], states[:n], states[1:n + 1],
+                                     requested, capacity)
     return tuple(out)
 
 

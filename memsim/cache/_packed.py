@@ -11,7 +11,7 @@ import numpy as np
 
 from memsim.bits import popcount
 
-CHUNK_TOKENS = 32  # tokens per bulk step: ~3.7 MB of words for a 40 x 17920 group (L2/L3)
+CHUNK_TOKENS = 16  # tokens per bulk step: ~1.5 MB of words for a 40 x 17920 group (L2/L3)
 
 
 def count_bits(words: np.ndarray) -> np.ndarray:
@@ -23,25 +23,38 @@ def count_bits(words: np.ndarray) -> np.ndarray:
     return popcount(words).sum(axis=-1, dtype=np.uint16 if small else np.int64)
 
 
-def run_starts(miss: np.ndarray) -> np.ndarray:
-    """Bits that start a run of set columns: set, and the column below is not (same row)."""
-    below = np.left_shift(miss, np.uint64(1))
-    # The column below bit 0 of a word is bit 63 of the previous word of the row.
-    below[..., 1:] |= np.right_shift(miss[..., :-1], np.uint64(63))
-    return np.bitwise_and(miss, np.invert(below, out=below), out=below)
+def count_runs(words: np.ndarray) -> np.ndarray:
+    """Maximal runs of set columns per row: (..., w) uint64 -> (...) int64.
+
+    Each run starts with a 0->1 step and, unless it reaches the row's last bit, ends with a
+    1->0 step, so runs = (steps + last bit) / 2 (one pass fewer than masking run starts).
+    """
+    below = np.left_shift(words, np.uint64(1))  # the column below each bit ...
+    below[..., 1:] |= np.right_shift(words[..., :-1], np.uint64(63))  # ... across words
+    steps = count_bits(np.bitwise_xor(below, words, out=below)).astype(np.int64)
+    return (steps + (words[..., -1] >> np.uint64(63)).astype(np.int64)) // 2
 
 
-def count_chunk(masks: np.ndarray, before: np.ndarray,
-                after: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def count_chunk(masks: np.ndarray, before: np.ndarray, after: np.ndarray,
+                requested: np.ndarray, capacity: np.ndarray) -> tuple[np.ndarray, ...]:
     """(hits, fills, miss_runs), each (n, L), from packed masks and cache states (n, L, w).
 
-    hits = |mask & before|; fills = |after & mask & ~before| (always-admit only inserts
-    requested columns); miss runs = run starts of mask & ~before. Residency is |after|
-    (`count_bits`), left to the caller, who often knows it already.
+    `requested` (n, L) is |mask|, `capacity` (L,) the cache size. hits = |mask & before|;
+    miss runs = runs of mask & ~before; fills = |after & mask & ~before| (always-admit
+    only inserts requested columns), which is every miss where the mask fits the cache.
+    Residency is |after| (`count_bits`), left to the caller, who often knows it already.
     """
     hit = masks & before
-    miss = np.bitwise_xor(masks, hit)
-    return count_bits(hit), count_bits(after & miss), count_bits(run_starts(miss))
+    hits = count_bits(hit).astype(np.int64)
+    miss = np.bitwise_xor(masks, hit, out=hit)
+    oversize = requested > capacity  # only there are misses streamed without a fill
+    if oversize.all():
+        fills = count_bits(after & miss)
+    else:
+        fills = requested - hits
+        if oversize.any():
+            fills[oversize] = count_bits(after[oversize] & miss[oversize])
+    return hits, fills, count_runs(miss)
 
 
 def token_chunks(lengths: tuple[int, ...]) -> Iterator[tuple[int, int, int]]:

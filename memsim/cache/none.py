@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from memsim.bits import pack_words
-from memsim.cache._packed import count_bits, run_starts
+from memsim.cache._packed import count_runs
 from memsim.cache.base import POLICIES, CacheOutcome, CachePolicy
 
 
@@ -34,5 +34,5 @@ class NoCache(CachePolicy):
         """
         T, L = groups[0].shape[:2]
         zeros = np.zeros((T, len(groups), L), np.int64)
-        runs = np.stack([count_bits(run_starts(pack_words(m))) for m in groups], axis=1)
+        runs = np.stack([count_runs(pack_words(m)) for m in groups], axis=1)  # (T, G, L)
         return CacheOutcome(zeros, zeros.copy(), runs.astype(np.int64), zeros.copy())

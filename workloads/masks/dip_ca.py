@@ -23,7 +23,7 @@ import torch
 
 from memsim.cache import POLICIES, CachePolicy, make_policy
 from memsim.errors import ConfigError
-from workloads.masks._select import as_rows, per_layer, topk_rows
+from workloads.masks._select import as_rows, per_layer, topk_row, topk_rows
 from workloads.masks.base import BOOL, COUNT, COUNTS, MASKS, TEXT, UNIT, param
 from workloads.masks.dip import Dip, DipParams
 
@@ -65,7 +65,7 @@ def cache_aware_topk(scores: np.ndarray, low: np.ndarray, k: int,
     hits = np.zeros(scores.shape[0], np.int64)
     for t in range(scores.shape[0]):
         reweighted = np.where(policy.resident(), scores[t], low[t])  # cached keep their score
-        masks[t] = topk_rows(reweighted[None], k)[0]
+        masks[t] = topk_row(reweighted, k)
         hits[t] = np.count_nonzero(policy.access(masks[t]))
     return masks, hits
 
