@@ -33,8 +33,9 @@ class DramPlan:
 
 
 def resident_weight_bytes(hw: HardwareConfig, model: ModelShape, fp: Footprint) -> float:
-    """Weights kept in DRAM by placement (tied embedding/LM head stored once)."""
-    place, total = hw.placement, 0.0
+    """Weights kept in DRAM by placement (tied embedding/LM head stored once), adapters."""
+    place = hw.placement
+    total = model.num_hidden_layers * fp.adapter_bytes_per_layer
     if place.attention == "resident":
         total += model.num_hidden_layers * fp.attention_bytes_per_layer
     if place.mlp == "resident":
@@ -48,9 +49,10 @@ def resident_weight_bytes(hw: HardwareConfig, model: ModelShape, fp: Footprint) 
 
 
 def plan_dram(hw: HardwareConfig, model: ModelShape, groups: list[MaskGroup],
-              kv_tokens: float) -> DramPlan:
-    """Split the DRAM; `kv_tokens` is the KV length the budget must hold."""
-    fp = Footprint.of(model, hw)
+              kv_tokens: float, adapter_params: int = 0) -> DramPlan:
+    """Split the DRAM; `kv_tokens` is the KV length the budget must hold; `adapter_params`
+    LoRA parameters are resident too."""
+    fp = Footprint.of(model, hw, adapter_params)
     kv_bytes = kv_tokens * fp.kv_bytes_per_token_per_layer * model.num_hidden_layers
     if kv_bytes > hw.dram.capacity_bytes:
         raise ConfigError(f"the KV cache alone ({kv_bytes / 1e9:.3f} GB) exceeds DRAM",
@@ -88,6 +90,6 @@ def kv_budget_tokens(hw: HardwareConfig, prompt_len: int, longest_sequence: int)
 
 
 def cache_capacities(hw: HardwareConfig, model: ModelShape, groups: list[MaskGroup],
-                     kv_tokens: float = 0.0) -> list[np.ndarray]:
+                     kv_tokens: float = 0.0, adapter_params: int = 0) -> list[np.ndarray]:
     """(L,) column capacities per group: the torch-free entry point for workloads (DIP-CA)."""
-    return plan_dram(hw, model, groups, kv_tokens).capacities
+    return plan_dram(hw, model, groups, kv_tokens, adapter_params).capacities

@@ -85,6 +85,8 @@ class PrecisionConfig:
     lm_head_bits: float = spec("LM head (shares the embedding if tied)", unit="bits", gt=0,
                                le=32)
     kv_cache_bits: float = spec("KV cache entries", unit="bits", gt=0, le=32)
+    adapter_bits: float = spec("LoRA adapter weights (resident; read every token)",
+                               default=16.0, unit="bits", gt=0, le=32)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -92,7 +92,8 @@ def kv_lengths(hw: HardwareConfig, trace: Trace) -> np.ndarray:
 def build_step_costs(hw: HardwareConfig, model: ModelShape, trace: Trace, plan: DramPlan,
                      outcome: CacheOutcome) -> StepCosts:
     """All per-(token, layer) durations of a decode run."""
-    fp, T, L = Footprint.of(model, hw), trace.num_tokens, model.num_hidden_layers
+    fp, T, L = Footprint.of(model, hw, trace.adapter_params), trace.num_tokens, \
+        model.num_hidden_layers
     acc = _Acc(T)
     groups = trace.groups()
     ahead, demand, dram = (np.zeros((T, L, 1 + len(groups))) for _ in range(3))
@@ -118,11 +119,14 @@ def build_step_costs(hw: HardwareConfig, model: ModelShape, trace: Trace, plan: 
 
 
 def _attention(hw, model, fp, trace, plan, acc):
-    """Attention weights (resident part from DRAM, the rest from flash) and the KV cache."""
+    """Attention weights (resident part from DRAM, the rest from flash), the KV cache, and
+    the layer's share of the (resident) LoRA adapters."""
     L = model.num_hidden_layers
     kv_len = kv_lengths(hw, trace)[:, None]  # (T, 1)
-    w = fp.attention_bytes_per_layer
-    flash_bytes = w if hw.placement.attention == "streamed" else w * plan.overflow_fraction
+    w = fp.attention_bytes_per_layer + fp.adapter_bytes_per_layer
+    flash_bytes = (fp.attention_bytes_per_layer if hw.placement.attention == "streamed"
+                   else fp.attention_bytes_per_layer * plan.overflow_fraction)
+    flash_bytes += fp.adapter_bytes_per_layer * plan.overflow_fraction
     kv_read = kv_len * fp.kv_bytes_per_token_per_layer  # (T, 1)
     dram_read = (w - flash_bytes) + kv_read
     kv_write = fp.kv_bytes_per_token_per_layer if hw.timing.dram_writes == "costed" else 0.0
@@ -132,7 +136,8 @@ def _attention(hw, model, fp, trace, plan, acc):
     acc.dram_r += dram_read[:, 0] * L
     acc.dram_w += kv_write * L
     heads_x_dim = model.num_attention_heads * model.head_dim
-    ops = 2 * model.attention_params_per_layer + 4 * kv_len * heads_x_dim  # QK^T and AV
+    adapter_ops = 2 * trace.adapter_params / L
+    ops = 2 * model.attention_params_per_layer + 4 * kv_len * heads_x_dim + adapter_ops
     return flash_s, np.broadcast_to(dram_s, flash_s.shape), np.broadcast_to(ops, flash_s.shape)
 
 

@@ -18,9 +18,10 @@ class Footprint:
     lm_head_bytes: float
     kv_bytes_per_token_per_layer: float
     mlp_bits: float
+    adapter_bytes_per_layer: float  # LoRA weights, spread evenly over layers
 
     @classmethod
-    def of(cls, model: ModelShape, hw: HardwareConfig) -> "Footprint":
+    def of(cls, model: ModelShape, hw: HardwareConfig, adapter_params: int = 0) -> "Footprint":
         p = hw.precision
         return cls(
             attention_bytes_per_layer=model.attention_params_per_layer * p.attention_bits / 8,
@@ -29,7 +30,8 @@ class Footprint:
             embedding_row_bytes=model.hidden_size * p.embedding_bits / 8,
             lm_head_bytes=model.embedding_params * p.lm_head_bits / 8,
             kv_bytes_per_token_per_layer=model.kv_values_per_token_per_layer * p.kv_cache_bits / 8,
-            mlp_bits=p.mlp_bits)
+            mlp_bits=p.mlp_bits,
+            adapter_bytes_per_layer=adapter_params * p.adapter_bits / 8 / model.num_hidden_layers)
 
     def vector_bytes(self, vector_weights: int, num_matrices: int) -> float:
         """Bytes of one cached unit of a mask group (e.g. column j of W_up and of W_gate)."""

@@ -35,7 +35,8 @@ def simulate(hw: HardwareConfig | str | Path, model: ModelShape | str | None,
     _check_fits(model, trace)
     if mode not in MODES:
         raise ConfigError(f"unknown mode {mode!r}", key_path="mode", allowed=", ".join(MODES))
-    plan = plan_dram(hw, model, trace.groups(), _kv_budget_tokens(hw, trace))
+    plan = plan_dram(hw, model, trace.groups(), _kv_budget_tokens(hw, trace),
+                     trace.adapter_params)
     outcome = cache_outcome(hw, trace, plan)
     costs = build_step_costs(hw, model, trace, plan, outcome)
     if mode == "event":

@@ -59,6 +59,7 @@ class Trace:
     prompt_len: int = 0  # tokens before the first traced token (KV length at start)
     sequence_lengths: tuple[int, ...] = ()  # () = one sequence of all T tokens
     source: str = ""  # e.g. "workloads", "synthetic", "synthetic (calibrated on smollm2-135m)"
+    adapter_params: int = 0  # LoRA (or predictor) parameters resident in DRAM, read per token
 
     def __post_init__(self) -> None:
         for name in MASK_NAMES:
@@ -91,8 +92,9 @@ class Trace:
         if sum(self.sequence_lengths) != T or min(self.sequence_lengths) <= 0:
             raise TraceError(f"sequence_lengths {self.sequence_lengths} must be positive and "
                              f"sum to the {T} tokens", key_path="sequence_lengths")
-        if self.prompt_len < 0:
-            raise TraceError("must be >= 0", key_path="prompt_len", allowed=">= 0")
+        for key in ("prompt_len", "adapter_params"):
+            if getattr(self, key) < 0:
+                raise TraceError("must be >= 0", key_path=key, allowed=">= 0")
 
     # ------------------------------------------------------------------ views
     @property
@@ -141,7 +143,7 @@ class Trace:
         return {"format_version": FORMAT_VERSION, "model": self.model.to_dict(),
                 "method": self.method, "method_params": self.method_params,
                 "prompt_len": self.prompt_len, "sequence_lengths": list(self.sequence_lengths),
-                "source": self.source}
+                "source": self.source, "adapter_params": self.adapter_params}
 
     def save(self, path: str | Path) -> Path:
         """Write atomically (temp file + rename): a crash never leaves half a trace."""
@@ -183,7 +185,8 @@ class Trace:
             masks[name] = unpack_words(words, widths[name])
         trace = cls(model=model, method=meta["method"], method_params=meta["method_params"],
                     prompt_len=meta["prompt_len"], sequence_lengths=tuple(meta["sequence_lengths"]),
-                    source=meta.get("source", ""), **masks)
+                    source=meta.get("source", ""),
+                    adapter_params=int(meta.get("adapter_params", 0)), **masks)
         trace.__dict__["_counts"] = {n: popcount(w).sum(axis=2, dtype=np.int64)
                                      for n, w in bits.items()}  # free while packed
         return trace
@@ -203,4 +206,5 @@ class Trace:
         lengths = tuple(n for t in traces for n in t.sequence_lengths)
         return cls(model=first.model, method=first.method, method_params=first.method_params,
                    prompt_len=first.prompt_len, sequence_lengths=lengths, source=first.source,
+                   adapter_params=first.adapter_params,
                    **masks)

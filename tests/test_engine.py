@@ -176,3 +176,18 @@ def test_analytic_model_ignores_what_the_event_engine_adds():
     event, analytic = simulate(hw, TINY, trace), simulate(hw, TINY, trace, mode="analytic")
     assert event.tokens_per_s < analytic.tokens_per_s
     assert event.hit_rate == analytic.hit_rate
+
+
+def test_adapters_are_resident_and_read_every_token():
+    hw = make_hw(REFERENCE, capacity_for(0.5))
+    plain = random_trace(T=6, seed=7)
+    adapted = dataclasses.replace(plain, adapter_params=20_000)
+    a, b = simulate(hw, TINY, plain), simulate(hw, TINY, adapted)
+    adapter_bytes = 20_000 * 16 / 8
+    assert b.dram_used_breakdown_bytes["resident_weights"] == pytest.approx(
+        a.dram_used_breakdown_bytes["resident_weights"] + adapter_bytes)
+    assert b.dram_read_bytes_per_token + b.flash_bytes_per_token == pytest.approx(
+        a.dram_read_bytes_per_token + a.flash_bytes_per_token + adapter_bytes)
+    event, analytic = simulate(hw, TINY, adapted), simulate(hw, TINY, adapted, mode="analytic")
+    np.testing.assert_allclose(event.per_token["time_s"], analytic.per_token["time_s"],
+                               rtol=1e-9)

@@ -57,6 +57,15 @@ def count_chunk(masks: np.ndarray, before: np.ndarray, after: np.ndarray,
     return hits, fills, count_runs(miss)
 
 
+def resolve_lengths(num_tokens: int, sequence_lengths: tuple[int, ...] | None) -> tuple[int, ...]:
+    """The sequence lengths of a trace (None or () = one sequence), checked to cover it."""
+    lengths = tuple(int(n) for n in sequence_lengths or (num_tokens,))
+    if sum(lengths) != num_tokens or min(lengths) <= 0:
+        raise ValueError(f"sequence_lengths {lengths} must be positive and sum to the "
+                         f"{num_tokens} tokens")
+    return lengths
+
+
 def token_chunks(lengths: tuple[int, ...]) -> Iterator[tuple[int, int, int]]:
     """(lo, hi, k): token ranges of at most CHUNK_TOKENS inside sequence k, in order."""
     start = 0

@@ -12,6 +12,7 @@ from typing import Callable, Protocol
 
 import numpy as np
 
+from memsim.cache._packed import resolve_lengths
 from memsim.cache.base import CacheOutcome, count_runs
 
 BLOCK_BYTES = 64 << 20  # memory a ranker may hold per block of layers (Belady's next-use table)
@@ -52,7 +53,7 @@ def run_rowwise(groups: list[np.ndarray], capacities: list[np.ndarray],
                 bytes_per_cell: int = 0) -> CacheOutcome:
     """Replay every segment; `make_ranker(masks)` gets one sequence's (n, R, N) masks."""
     T, L = groups[0].shape[:2]
-    lengths = tuple(sequence_lengths or (T,))
+    lengths = resolve_lengths(T, sequence_lengths)
     out = np.zeros((4, T, len(groups), L), np.int64)  # hits, fills, miss_runs, resident
     for g, (masks, caps) in enumerate(zip(groups, capacities)):
         capacity = np.minimum(np.asarray(caps, np.int64), masks.shape[2])
