@@ -10,6 +10,7 @@ import pytest
 
 from memsim.bits import pack_words, unpack_words
 from memsim.cache import POLICIES, CacheOutcome, CachePolicy, count_runs, make_policy
+from memsim.cache import _lru_batch
 from memsim.cache._lru_batch import add_lowest_columns, keep_lowest_bits
 from memsim.cache._packed import count_runs as count_runs_packed
 from memsim.errors import ConfigError
@@ -266,14 +267,20 @@ def test_run_batch_equals_the_stepwise_loop_on_odd_shapes(name):
                 stepwise(name, groups, capacities, lengths))
 
 
-def test_lru_run_batch_handles_long_and_short_windows_together():
-    """Layers whose windows span many tokens next to ones that slide every token."""
+@pytest.mark.parametrize("spill_all_fraction", [0.0, 0.25, 2.0])
+def test_lru_run_batch_handles_long_and_short_windows_together(monkeypatch, spill_all_fraction):
+    """Layers whose windows span many tokens next to ones that slide every token, with the
+    suffix rebuilt for all layers at once, when enough spill, or layer by layer."""
+    monkeypatch.setattr(_lru_batch, "SPILL_ALL_FRACTION", spill_all_fraction)
     rng = np.random.default_rng(11)
-    masks = reuse_masks(rng, 60, 4, 300, 0.05, rho=0.95)
+    masks = reuse_masks(rng, 60, 8, 300, 0.05, rho=0.95)
     masks[20:23, 1] = True  # a burst that empties a long window at once
-    capacities = [np.array([290, 200, 20, 14])]
-    assert_same(POLICIES.get("lru").run_batch([masks], capacities, (60,)),
-                stepwise("lru", [masks], capacities, (60,)))
+    capacities = [np.array([290, 200, 20, 14, 40, 60, 25, 120])]
+    assert_same(POLICIES.get("lru").run_batch([masks], capacities, (25, 35)),
+                stepwise("lru", [masks], capacities, (25, 35)))
+    groups, capacities, lengths = random_case(21)
+    assert_same(POLICIES.get("lru").run_batch(groups, capacities, lengths),
+                stepwise("lru", groups, capacities, lengths))
 
 
 @pytest.mark.parametrize("name", CACHING)

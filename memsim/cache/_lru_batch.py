@@ -26,6 +26,8 @@ from memsim.cache._packed import (CHUNK_TOKENS, count_bits, count_chunk, resolve
                                    token_chunks)
 from memsim.cache.base import CacheOutcome
 
+SPILL_ALL_FRACTION = 0.25  # rebuild every layer's suffix rows once this share of layers spills
+
 
 class _SlidingWindow:
     """Per layer of one group, the window ORs U(a*..t) and U(a*-1..t), one token at a time.
@@ -36,7 +38,8 @@ class _SlidingWindow:
     def __init__(self, masks: np.ndarray, capacity: np.ndarray, max_length: int):
         L, w = masks.shape[1:]
         self.all_masks, self.masks, self.capacity = masks, masks, capacity  # (T, L, w), (L,)
-        self.suffix = np.zeros((max_length + 1, L, w), np.uint64)  # x: OR(M_x..M_b); 0 above b
+        # Row x holds OR(M_x..M_b), or more of M_x..M_t (see _rebuild_all_layers); t + 1 is 0.
+        self.suffix = np.zeros((max_length + 1, L, w), np.uint64)
         self.layers = np.arange(L)
         self.start = np.zeros(L, np.int64)  # a*: first token of the window
         self.split = np.zeros(L, np.int64)  # b: last token held by `suffix`
@@ -87,8 +90,8 @@ class _SlidingWindow:
         spilled = over & (self.start > self.split)
         if spilled.any():
             self._spill(np.flatnonzero(spilled), t)
-        # suffix[a*] is OR(M_a*..M_b) if a* <= b, else zero (rows above b are never written),
-        # so re-reading it for layers that did not move changes nothing.
+        # suffix[a*] | back is the window for every layer (rows above b hold nothing outside
+        # M_b+1..M_t, all in back), so re-reading it for layers that did not move is harmless.
         self.front = self.suffix[self.start, self.layers]  # (L, w)
         np.bitwise_or(self.front, self.back, out=self.win)
         self.count = count_bits(self.win)
@@ -103,12 +106,30 @@ class _SlidingWindow:
         if not live.size:
             return
         lo = int(self.start[live].min())
+        if live.size >= SPILL_ALL_FRACTION * self.layers.size:
+            self._rebuild_all_layers(lo, t)
+            return
         block = self.masks[lo:t + 1, live]  # (t + 1 - lo, k, w) copy
         # Speed shortcut: a loop over the (few) rows is ~10x faster than ufunc.accumulate
         # along axis 0 on a reversed view (measured, numpy 2.4).
         for i in range(block.shape[0] - 2, -1, -1):
             np.bitwise_or(block[i], block[i + 1], out=block[i])
         self.suffix[lo:t + 1, live] = block
+
+    def _rebuild_all_layers(self, lo: int, t: int) -> None:
+        """Rebuild rows lo..t of `suffix` for every layer, with contiguous operations.
+
+        Speed shortcut: cheaper than gathering many layers' rows. Safe because the window
+        only needs OR(M_x..M_b) <= suffix[x] <= OR(M_x..M_t) for x in [a*, t] (back adds
+        tokens b+1..t, and OR is idempotent), so the extra rows written for layers that did
+        not spill are harmless, and a layer whose whole window lies in lo..t can drop `back`.
+        """
+        self.suffix[t] = self.masks[t]
+        for x in range(t - 1, lo - 1, -1):
+            np.bitwise_or(self.masks[x], self.suffix[x + 1], out=self.suffix[x])
+        moved = self.start >= lo
+        self.split[moved] = t
+        self.back[moved] = 0
 
 
 def _lowest_bits_table() -> np.ndarray:

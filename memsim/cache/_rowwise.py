@@ -22,20 +22,31 @@ class RowRanker(Protocol):
     """Priorities of one sequence's columns for a block of layers."""
 
     top: int  # every priority is in [0, top)
+    dtype: type  # of the priorities: int32 while 2 * top fits, else int64 (see key_dtype)
 
     def priority(self, t: int, mask: np.ndarray) -> np.ndarray:
-        """(R, N) int64 priorities once token t (mask (R, N) bool) has been counted."""
+        """(R, N) priorities once token t (mask (R, N) bool) has been counted."""
+
+
+def key_dtype(top: int) -> type:
+    """Speed shortcut: int32 keys halve the memory traffic of the (R, N) key arithmetic when
+    requested columns' keys (priority + top < 2 * top) fit in them."""
+    return np.int32 if 2 * top < 2**31 else np.int64
 
 
 def keep_best(mask: np.ndarray, resident: np.ndarray, capacity: np.ndarray,
               priority: np.ndarray, top: int) -> np.ndarray:
     """(R, N) bool: each row's next resident set under always-admit (see module doc)."""
-    score = np.where(mask, priority + top, np.where(resident, priority, -1))  # -1: not eligible
-    new = score >= 0
-    for cap in np.unique(capacity):
-        rows = np.flatnonzero((capacity == cap) & (new.sum(axis=1) > cap))  # must evict
-        if not rows.size:
-            continue
+    new = mask | resident
+    # Speed shortcut: arithmetic with the 0/1 masks runs ~10x faster than np.where or
+    # boolean indexing on random masks (measured, numpy 2.4).
+    score = priority + 1
+    score *= new.view(np.uint8)
+    score -= 1  # -1: neither requested nor resident
+    score += mask.view(np.uint8) * priority.dtype.type(top)  # requested outrank all others
+    must_evict = new.sum(axis=1) > capacity
+    for cap in np.unique(capacity[must_evict]):
+        rows = np.flatnonzero(must_evict & (capacity == cap))
         if cap == 0:
             new[rows] = False
             continue
@@ -56,6 +67,7 @@ def run_rowwise(groups: list[np.ndarray], capacities: list[np.ndarray],
     lengths = resolve_lengths(T, sequence_lengths)
     out = np.zeros((4, T, len(groups), L), np.int64)  # hits, fills, miss_runs, resident
     for g, (masks, caps) in enumerate(zip(groups, capacities)):
+        masks = np.asarray(masks, bool)  # the 0/1 arithmetic below views masks as uint8
         capacity = np.minimum(np.asarray(caps, np.int64), masks.shape[2])
         start = 0
         for n in lengths:

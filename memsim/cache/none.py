@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from memsim.bits import pack_words
-from memsim.cache._packed import count_runs
+from memsim.cache._packed import count_runs, resolve_lengths
 from memsim.cache.base import POLICIES, CacheOutcome, CachePolicy
 
 
@@ -33,6 +33,7 @@ class NoCache(CachePolicy):
         Speed shortcut: runs are counted on bit-packed words (memsim/cache/_packed.py).
         """
         T, L = groups[0].shape[:2]
+        resolve_lengths(T, sequence_lengths)  # checked for the caller; no state to restart
         zeros = np.zeros((T, len(groups), L), np.int64)
         runs = np.stack([count_runs(pack_words(m)) for m in groups], axis=1)  # (T, G, L)
         return CacheOutcome(zeros, zeros.copy(), runs.astype(np.int64), zeros.copy())
