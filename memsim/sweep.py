@@ -44,6 +44,7 @@ def run_sweep(sweep: SweepSpec, out_dir: str | Path, *, executor: str = "local",
               progress: bool = True) -> SweepReport:
     """Make missing traces, then simulate missing points, on `executor`."""
     out = Path(out_dir)
+    _remove_stale_temp_files(out)
     points, dropped = expand(sweep)
     atomic_write_text(out / "dropped.json", json.dumps(
         [{"axes": v, "reason": r} for v, r in dropped], indent=2, default=str))
@@ -69,6 +70,12 @@ def run_sweep(sweep: SweepSpec, out_dir: str | Path, *, executor: str = "local",
         table = write_table(points, out)
     return SweepReport(len(points), len(points) - len(todo_points), len(failures), table,
                        failures)
+
+
+def _remove_stale_temp_files(out: Path) -> None:
+    """A task killed mid-write leaves its temp file (never a half-written result): drop it."""
+    for tmp in out.glob("*/*/.*.tmp"):
+        tmp.unlink(missing_ok=True)
 
 
 def _run(pool, fn, args_list, bar, kind) -> list[str]:

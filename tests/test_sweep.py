@@ -110,9 +110,11 @@ def test_sweep_killed_mid_run_resumes_with_no_point_lost_or_duplicated(tmp_path)
     done_after_kill = len(list(out.glob("points/*/row.json")))
     assert proc.returncode == 1 and "rerun the same command" in stderr
     assert done_after_kill < 12
-    assert not list(out.rglob(".*.tmp"))  # no half-written file left behind
+    for done in out.glob("points/*/*.json"):  # files under their final names are whole
+        json.loads(done.read_text())
     resumed = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
+    assert not list(out.rglob(".*.tmp"))  # a killed write's temp file is cleaned up
     assert f"({done_after_kill} already done)" in resumed.stdout
     table = read_results(out)
     assert len(table) == 12 and len(set(table["point_id"])) == 12
