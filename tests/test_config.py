@@ -103,3 +103,12 @@ def test_yaml_is_loaded_safely(tmp_path):
     path.write_text("name: !!python/object/apply:os.system ['echo hacked']\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_hw(path)
+
+
+def test_docs_key_table_is_the_loader_s_own_schema():
+    from pathlib import Path
+
+    from memsim.config import HardwareConfig
+    from memsim.config_docs import keys_markdown
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "hw_config.md").read_text()
+    assert keys_markdown(HardwareConfig) in docs, "regenerate docs/hw_config.md: memsim hw keys"
