@@ -1,7 +1,7 @@
 """The `memsim` command line (also `python -m memsim`).
 
-Subcommands: simulate, hw {validate, list, keys}, trace {synth, info}, eval (workloads/),
-demo. Bad input prints one line naming the field and the allowed values, exit status 2;
+Subcommands: simulate, hw {validate, list, keys}, trace {synth, calibrate, info},
+eval / finetune (workloads/), sweep, plot, demo. Bad input prints one line naming the field and the allowed values, exit status 2;
 never a traceback.
 """
 from __future__ import annotations
@@ -74,6 +74,9 @@ def _add_trace(sub) -> None:
     s.add_argument("--out", required=True, help="output .npz")
     i = t_sub.add_parser("info", help="print a trace's metadata and densities")
     i.add_argument("file")
+    from memsim.calibrated_synth import add_calibrate_arguments
+    add_calibrate_arguments(t_sub.add_parser(
+        "calibrate", help="a synthetic trace calibrated on real traces, at another model's shape"))
 
 
 def _add_sweep(sub) -> None:
@@ -156,6 +159,9 @@ def _trace(args) -> int:
     from memsim.synth import synth_trace
     from memsim.trace import Trace
 
+    if args.trace_command == "calibrate":
+        from memsim.calibrated_synth import run_calibrate
+        return run_calibrate(args)
     if args.trace_command == "info":
         trace = Trace.load(args.file)
         meta = trace.metadata()
