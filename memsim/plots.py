@@ -410,6 +410,7 @@ def _title(headline: str, table: Table, notes: list[str]) -> str:
 
 
 # ---------------------------------------------------------------------- drawing
+PANEL_COLUMNS = 3  # wider grids make each panel unreadably narrow
 def draw(data: PlotData, out_dir: Path) -> list[Path]:
     """Draw `data` on an Agg canvas and save it as PNG and SVG; return the two paths."""
     with matplotlib.rc_context(STYLE):
@@ -427,7 +428,9 @@ def draw(data: PlotData, out_dir: Path) -> list[Path]:
 def _figure_size(data: PlotData) -> tuple[float, float]:
     if data.ticklabels:
         return (max(6.0, 1.5 * len(data.ticklabels) + 2.5), 5.0)
-    return (max(9.0, 4.2 * len(data.panels) + 2.8), 4.8)
+    columns = min(len(data.panels), PANEL_COLUMNS)
+    rows = -(-len(data.panels) // PANEL_COLUMNS)
+    return (max(9.0, 4.2 * columns + 2.8), 1.2 + 3.6 * rows)
 
 
 def _wrap(title: str, width_chars: int) -> str:
@@ -435,7 +438,12 @@ def _wrap(title: str, width_chars: int) -> str:
 
 
 def _draw_lines(data: PlotData, fig: Figure) -> None:
-    axes = fig.subplots(1, len(data.panels), sharey=True, squeeze=False)[0]
+    # panels wrap into rows; each has its own y range (tokens/s spans decades across sizes)
+    columns = min(len(data.panels), PANEL_COLUMNS)
+    grid = fig.subplots(-(-len(data.panels) // columns), columns, squeeze=False)
+    axes = list(grid.flat)
+    for ax in axes[len(data.panels):]:
+        ax.set_visible(False)
     handles = {}
     for ax, (panel, series) in zip(axes, data.panels.items()):
         for key, s in series.items():
@@ -450,7 +458,8 @@ def _draw_lines(data: PlotData, fig: Figure) -> None:
                               ms=12, lw=1, label=front.label)
             handles.setdefault(front.label, line)
         _decorate(ax, panel, data.xlabel, bool(series))
-    axes[0].set_ylabel(data.ylabel)
+    for row in grid:
+        row[0].set_ylabel(data.ylabel)
     if handles:
         fig.legend(list(handles.values()), list(handles), loc="outside right center")
 

@@ -1,7 +1,8 @@
 """The sweep's `model` trace source: one real evaluation per trace key, in a worker process.
 
 A worker keeps the models and corpora it loaded (a sweep evaluates many methods on one
-model), so each is loaded once per worker, not once per point.
+model), so each is loaded once per worker, not once per point; likewise the last
+(model, adapter) pair, built on a copy of the cached base model.
 """
 from __future__ import annotations
 
@@ -15,7 +16,16 @@ from workloads.model import load_model
 
 @functools.lru_cache(maxsize=2)
 def _model(name: str):
-    return load_model(name)
+    return load_model(name, progress=False)
+
+
+@functools.lru_cache(maxsize=1)
+def _adapted(name: str, adapter: str):
+    """The cached base model with an adapter, on a copy (`with_adapter` deep-copies, so the
+    base model in `_model`'s cache never carries one); kept for the adapter's next point."""
+    from workloads.lora import with_adapter  # the LoRA issue's adapters
+
+    return with_adapter(_model(name), adapter)
 
 
 @functools.lru_cache(maxsize=2)
@@ -26,10 +36,9 @@ def _corpus(spec: str):
 def evaluate_for_sweep(job: dict, out: Path, hw_path: Path | None) -> dict:
     """Evaluate job's method on its model and windows; files into `out`; figures back."""
     t = job["trace"]
-    model = _model(job["model"])
-    if job.get("adapter", "none") not in ("none", "", None):
-        from workloads.lora import with_adapter  # the LoRA issue's adapters
-        model = with_adapter(model, job["adapter"])
+    adapter = job.get("adapter", "none")
+    model = (_model(job["model"]) if adapter in ("none", "", None)
+             else _adapted(job["model"], str(adapter)))
     result = evaluate(model, job["method"], job["params"], corpus=_corpus(t["corpus"]),
                       windows=t["windows"], window_len=t["window_len"], seed=t["seed"],
                       split=t["split"], hw=None if hw_path is None else str(hw_path),
