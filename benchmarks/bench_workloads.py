@@ -8,7 +8,7 @@ each repeat so background load affects them alike. Targets (issue 3): DIP <= 1.3
 dense, DIP-CA <= 3x. Prints figures only; nothing asserts on time.
 
     .venv/bin/python benchmarks/bench_workloads.py [--model smollm2-135m] [--windows 4]
-        [--window-len 256] [--density 0.5] [--repeats 3]
+        [--window-len 256] [--density 0.5] [--repeats 3] [--threads N]
 """
 from __future__ import annotations
 
@@ -51,7 +51,11 @@ def main() -> None:
     parser.add_argument("--window-len", type=int, default=256)
     parser.add_argument("--density", type=float, default=0.5)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch threads (0: torch's default); 1 is steadier on a busy machine")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     loaded = load_model(args.model, progress=False)
     windows = make_windows(load_corpus(), "test", loaded.tokenizer, args.window_len,
                            args.windows, seed=0).ids

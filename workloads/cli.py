@@ -30,7 +30,8 @@ METHOD_FLAGS = {
     "down_capacity": ("counts", "down cache columns, one or per layer (dip_ca)"),
 }
 EXIT_BAD_INPUT = 2
-MODEL_EXTRAS = ("torch", "transformers", "safetensors", "gguf", "accelerate", "tokenizers")
+MODEL_EXTRAS = ("torch", "transformers", "safetensors", "gguf", "accelerate", "tokenizers",
+                "peft")
 
 
 def _keeps(text: str) -> float | list[float]:
@@ -60,15 +61,9 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
                              "checkpoint folder (config.json + safetensors) or a .gguf file")
     parser.add_argument("--method", default="dense",
                         help="mask generator: dense, glu, cats, dip, dip_ca")
-    group = parser.add_argument_group("method parameters (see docs/workloads.md)")
-    types = {"keeps": _keeps, "counts": _counts}
-    for key, (kind, text) in METHOD_FLAGS.items():
-        group.add_argument("--" + key.replace("_", "-"), dest=key, default=None,
-                           type=types.get(kind, kind), help=text)
-    group.add_argument("--warm-up", dest="warm_up", action="store_true", default=None,
-                       help="ramp gamma from 1 over the first tokens (dip_ca)")
-    group.add_argument("--param", action="append", type=_key_value, default=[],
-                       metavar="KEY=VALUE", help="any method parameter, VALUE as JSON")
+    add_method_arguments(parser)
+    parser.add_argument("--adapter", default=None,
+                        help="LoRA adapter folder (memsim finetune's --out) to evaluate with")
     parser.add_argument("--hw", default=None,
                         help="hardware preset or YAML: DIP-CA takes its cache policy and "
                              "capacities from it (other methods only record it)")
@@ -87,6 +82,20 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
     parser.add_argument("--out", required=True, help="output folder for results and trace")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
+
+
+def add_method_arguments(parser: argparse.ArgumentParser) -> None:
+    """The method-parameter flags (METHOD_FLAGS, --warm-up, --param), shared with
+    `memsim finetune`."""
+    group = parser.add_argument_group("method parameters (see docs/workloads.md)")
+    types = {"keeps": _keeps, "counts": _counts}
+    for key, (kind, text) in METHOD_FLAGS.items():
+        group.add_argument("--" + key.replace("_", "-"), dest=key, default=None,
+                           type=types.get(kind, kind), help=text)
+    group.add_argument("--warm-up", dest="warm_up", action="store_true", default=None,
+                       help="ramp gamma from 1 over the first tokens (dip_ca)")
+    group.add_argument("--param", action="append", type=_key_value, default=[],
+                       metavar="KEY=VALUE", help="any method parameter, VALUE as JSON")
 
 
 def method_params(args: argparse.Namespace) -> dict:
@@ -109,7 +118,8 @@ def run_eval(args: argparse.Namespace) -> int:
                           stride=args.stride, seed=args.seed, split=args.split,
                           calibration_windows=args.calibration_windows,
                           text_column=args.text_column, hw=args.hw, dtype=args.dtype,
-                          out_dir=args.out, progress=not args.no_progress)
+                          adapter=args.adapter, out_dir=args.out,
+                          progress=not args.no_progress)
     except (ConfigError, FileNotFoundError) as exc:
         print(f"memsim eval: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -122,7 +132,9 @@ def run_eval(args: argparse.Namespace) -> int:
     rate = (" cache hit rate " + ", ".join(f"{g} {r:.3f}" for g, r in
                                            result.cache_hit_rate.items())
             if result.cache_hit_rate else "")
-    print(f"{args.method}: perplexity {result.perplexity:.4f} over "
+    adapter = (f" with adapter {args.adapter} ({result.trace.adapter_params} params)"
+               if args.adapter else "")
+    print(f"{args.method}{adapter}: perplexity {result.perplexity:.4f} over "
           f"{result.num_scored_tokens} tokens, MLP density {result.mlp_density:.4f}{rate}; "
           f"wrote {args.out}")
     return 0

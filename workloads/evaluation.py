@@ -21,6 +21,7 @@ from tqdm import tqdm
 from memsim.errors import ConfigError
 from memsim.trace import MaskGroup, Trace
 from workloads.corpus import SHAKESPEARE, Corpus, Windows, load_corpus, make_windows
+from workloads.lora import adapter_param_count, check_adapter_dir, with_adapter
 from workloads.masks import MASKS, MaskGenerator, build_generator
 from workloads.masks._select import keep_to_k
 from workloads.masks.dip import resolve_keeps
@@ -51,6 +52,7 @@ class EvalConfig:
     calibration_split: str | None = None  # None: `train` if present, else the eval split
     hw: str | None = None  # hardware preset/YAML: sets DIP-CA's cache policy and capacities
     dtype: str = "float32"
+    adapter: str | None = None  # LoRA adapter folder (workloads.lora), None = base model
 
     def __post_init__(self) -> None:
         for key, low in (("num_windows", 1), ("window_len", 2), ("calibration_windows", 1)):
@@ -68,25 +70,40 @@ def evaluate(model: str | LoadedModel = DEFAULT_MODEL, method: str = "dense",
              seed: int = 0, split: str | None = None, calibration_windows: int = 8,
              calibration_split: str | None = None, text_column: str = "text",
              hw: str | None = None, dtype: str = "float32", out_dir: str | Path | None = None,
-             progress: bool = True) -> EvalResult:
+             progress: bool = True, adapter: str | Path | None = None) -> EvalResult:
     """Evaluate `method` on `model`; see EvalConfig for the arguments. `model` and `corpus`
-    may be already-loaded objects (to reuse them across runs). Writes files if `out_dir`."""
+    may be already-loaded objects (to reuse them across runs); a LoadedModel that already
+    carries an adapter (workloads.lora.with_adapter) is evaluated with it. `adapter` puts
+    one on (a copy of) the model. Writes files if `out_dir`."""
     config = EvalConfig(model=model.name if isinstance(model, LoadedModel) else str(model),
                         method=method, method_params=dict(params or {}),
                         corpus=corpus.name if isinstance(corpus, Corpus) else str(corpus),
                         split=split, text_column=text_column, num_windows=windows,
                         window_len=window_len, stride=stride, seed=seed,
                         calibration_windows=calibration_windows,
-                        calibration_split=calibration_split, hw=hw, dtype=dtype)
+                        calibration_split=calibration_split, hw=hw, dtype=dtype,
+                        adapter=_adapter_path(model, adapter))
     # cheap checks first: a typo should not wait for a model to load
     parse_params(MASKS.get(method, key_path="method").Params, config.method_params, method)
     loaded = (model if isinstance(model, LoadedModel)
               else load_model(config.model, dtype, progress=progress))
+    if adapter is not None:
+        loaded = with_adapter(loaded, adapter)
     text = corpus if isinstance(corpus, Corpus) else load_corpus(corpus, text_column)
     result = run(config, loaded, text, progress)
     if out_dir is not None:
         result.save(out_dir)
     return result
+
+
+def _adapter_path(model: str | LoadedModel, adapter: str | Path | None) -> str | None:
+    """The adapter folder to record: the one given (checked now, before any model loads),
+    else the one a given LoadedModel already carries."""
+    if adapter is not None:
+        return str(check_adapter_dir(adapter))
+    if isinstance(model, LoadedModel):
+        return (model.source.get("adapter") or {}).get("path")
+    return None
 
 
 def run(config: EvalConfig, loaded: LoadedModel, corpus: Corpus, progress: bool) -> EvalResult:
@@ -134,6 +151,7 @@ def _trace(loaded: LoadedModel, generator: MaskGenerator, scored: list[WindowRes
     return Trace(model=loaded.shape, method=generator.name,
                  method_params=generator.resolved_params(), prompt_len=0,
                  sequence_lengths=tuple(lengths), source="workloads",
+                 adapter_params=adapter_param_count(loaded.model),
                  **generator.trace_masks(sum(lengths), up, down))
 
 
@@ -145,13 +163,11 @@ def _result(scored: list[WindowResult], trace: Trace, config: dict, wall_s: floa
     nll = sum(w.nll_sum for w in scored)
     count = sum(w.num_scored for w in scored)
     density = trace.mlp_density()  # (T, L)
-    hits = None
-    rates = None
+    hits, rates = None, None
     if scored[0].stats.get("cache_hits") is not None:
         hits = np.concatenate([w.stats["cache_hits"] for w in scored])  # (T, G, L)
-        groups = [g for g in trace.groups()]  # up_gate, down: the order of cache_hits
-        rates = {g.name: float(hits[:, i].sum() / max(1, g.mask.sum()))
-                 for i, g in enumerate(groups)}
+        rates = {g.name: float(hits[:, i].sum() / max(1, g.mask.sum()))  # up_gate, down
+                 for i, g in enumerate(trace.groups())}
     return EvalResult(perplexity=perplexity(nll, count), nll_per_token=nll / count,
                       num_scored_tokens=count, mlp_density=float(density.mean()),
                       mlp_density_per_layer=density.mean(axis=0).tolist(),
@@ -169,6 +185,7 @@ def _resolved_config(config: EvalConfig, loaded: LoadedModel, corpus: Corpus,
             "stride": config.stride or config.window_len,
             "resolved_method_params": generator.resolved_params(),
             "model_shape": loaded.shape.to_dict(), "model_source": loaded.source,
+            "adapter_params": adapter_param_count(loaded.model),
             "corpus_info": corpus.info, "windows": windows.starts,
             "num_candidate_windows": windows.num_candidates, "calibration": calibration,
             "versions": {"torch": torch.__version__, "transformers": transformers.__version__}}

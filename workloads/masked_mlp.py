@@ -35,10 +35,6 @@ class MaskRecorder:
         self.down[layer].append(num_tokens if down is None
                                 else down.reshape(-1, down.shape[-1]).numpy())
 
-    @property
-    def num_tokens(self) -> int:
-        return sum(c if isinstance(c, int) else c.shape[0] for c in self.down[0])
-
     def stack(self, width: int, group: str) -> np.ndarray | None:
         """(T, L, width) bool for `up` or `down`, or None if every call read everything."""
         chunks = self.up if group == "up" else self.down
