@@ -44,7 +44,7 @@ def smollm2_sweep(windows: int, adapter: str | None) -> dict:
     return {"name": "claims-smollm2",
             "base": {"hw": "flagship", "model": "smollm2-135m",
                      "trace": {"source": "model", "windows": windows, "window_len": 256},
-                     "dip_ca": {"gamma": 0.3}},
+                     "dip_ca": {"gamma": 0.5}},
             "axes": axes}
 
 

@@ -19,7 +19,7 @@ at under 0.1 perplexity loss.
 
 SmolLM2-135M-Instruct (Q4_1 GGUF, dequantised to float32), {windows} windows of 256 tokens
 of held-out Shakespeare (Project Gutenberg plays in the `test` split), teacher-forced.
-Perplexity (DIP-CA: gamma 0.3 at {cap_hi:.0f} MB of DRAM):
+Perplexity (DIP-CA: gamma 0.5 at {cap_hi:.0f} MB of DRAM):
 
 {perplexity}
 

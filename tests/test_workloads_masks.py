@@ -12,10 +12,16 @@ from workloads.masks._select import topk_row, topk_rows
 from workloads.masks.dip import dip_keeps_from_density
 from workloads.model import load_model
 from workloads.perplexity import calibrate, score_window
-from workloads.testing import ARCHS, save_tiny_checkpoint
+from workloads.testing import ARCHS, save_tiny_checkpoint, single_thread
 
 FULL = {"dense": {}, "glu": {"density": 1.0}, "cats": {"density": 1.0},
         "dip": {"density": 1.0}, "dip_ca": {"density": 1.0, "gamma": 0.0}}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    with single_thread():
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,13 @@ from memsim.errors import ConfigError
 from workloads.masked_mlp import MaskRecorder, masked
 from workloads.masks import build_generator
 from workloads.model import DEFAULT_MODEL, load_model
-from workloads.testing import ARCHS, save_tiny_checkpoint
+from workloads.testing import ARCHS, save_tiny_checkpoint, single_thread
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    with single_thread():
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -202,12 +202,12 @@ def cache_params_from_hw(config: EvalConfig, loaded: LoadedModel) -> dict:
     if clash:
         raise ConfigError("--hw sets the cache policy and capacities; drop this parameter",
                           key_path=f"dip_ca.{clash[0]}", allowed="hw or explicit cache params")
-    from memsim.capacity import cache_capacities
+    from memsim.capacity import cache_capacities, kv_budget_tokens
     from memsim.config import load_hw
 
     hw = load_hw(config.hw)
     caps = cache_capacities(hw, loaded.shape, _dip_groups(params, loaded),
-                            kv_tokens=config.window_len / 2)  # KV priced at the mean length
+                            kv_tokens=kv_budget_tokens(hw, 0, config.window_len))  # as memsim plans it
     return {**params, "cache_policy": hw.cache.impl,
             "up_gate_capacity": caps[0].tolist(), "down_capacity": caps[1].tolist()}
 

@@ -6,7 +6,9 @@ so tests load it through the same `workloads.model.load_model` path as a user ch
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -75,3 +77,15 @@ def _spread_weights(model: torch.nn.Module, seed: int) -> None:
         for name, p in model.named_parameters():
             if p.dim() >= 2:
                 p.copy_(torch.randn(p.shape, generator=gen) * 0.2)
+
+
+@contextmanager
+def single_thread() -> Iterator[None]:
+    """Run torch on one thread inside the block: tiny models gain nothing from threads, and
+    on a busy 2-core machine their thread pool spins (tests ran 3-4x slower)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
