@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_hw(sub)
     _add_trace(sub)
     _add_eval(sub)
+    _add_finetune(sub)
     _add_sweep(sub)
     _add_plot(sub)
     demo = sub.add_parser("demo", help="run the embedded default sweep (SmolLM2-135M on the "
@@ -88,6 +89,17 @@ def _add_sweep(sub) -> None:
     p.add_argument("--scheduler", default=None,
                    help="dask scheduler address, e.g. tcp://host:8786 (default: start a "
                         "LocalCluster on 127.0.0.1)")
+
+
+def _add_finetune(sub) -> None:
+    p = sub.add_parser("finetune", help="train LoRA adapters with the masks active (PEFT)")
+    try:
+        from workloads.finetune import add_finetune_arguments
+    except ImportError as exc:
+        p.set_defaults(eval_error=f"workloads unavailable ({exc}); "
+                                  "run: pip install -e '.[model]'")
+        return
+    add_finetune_arguments(p)
 
 
 def _add_plot(sub) -> None:
@@ -206,6 +218,14 @@ def _sweep(args) -> int:
               file=sys.stderr)
         return 1
     return 0
+
+
+@command("finetune")
+def _finetune(args) -> int:
+    if getattr(args, "eval_error", None):
+        raise ConfigError(args.eval_error, source="<cli>", key_path="finetune")
+    from workloads.finetune import run_finetune
+    return run_finetune(args)
 
 
 @command("plot")
