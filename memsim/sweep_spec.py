@@ -38,6 +38,9 @@ from memsim.schema import load_dataclass, spec, to_plain
 METHODS = ("dense", "glu", "cats", "dip", "dip_ca")  # workloads/masks registers these
 SYNTHETIC_METHODS = ("dense", "dip")
 SHORT_AXES = {"cache.": "hw.cache."}  # `cache.impl` == `hw.cache.impl`
+# (floor, floor itself reachable, what is read densely): the lowest MLP density a method can
+# reach (PAPER.md section 3): GLU computes W_up and W_gate densely, CATS computes W_gate.
+DENSE_READ_FLOOR = {"glu": (2 / 3, True, "W_up and W_gate"), "cats": (1 / 3, False, "W_gate")}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -224,6 +227,12 @@ def invalid_reason(point: SweepPoint) -> str | None:
     if method == "dip_ca" and _is_offline(policy):
         return (f"cache-aware masking reads the live cache state; {policy} is an offline "
                 "oracle that needs the future masks")
+    if method in DENSE_READ_FLOOR:
+        floor, reachable, what = DENSE_READ_FLOOR[method]
+        d = point.spec.density
+        if (d < floor - 1e-9) if reachable else (d <= floor + 1e-9):
+            return f"{method} reads {what} in full: its MLP density is " \
+                   f"{'>=' if reachable else '>'} {floor:.3f}"
     if point.spec.trace.source == "synthetic" and method not in SYNTHETIC_METHODS:
         return f"synthetic traces exist for {', '.join(SYNTHETIC_METHODS)} only"
     return None

@@ -132,3 +132,13 @@ def test_local_and_dask_executors_give_identical_tables(tmp_path):
     assert report.num_failed == 0
     assert _rows_by_id(tmp_path / "local") == _rows_by_id(tmp_path / "dask")
     assert len(_rows_by_id(tmp_path / "dask")) == 4
+
+
+def test_densities_a_method_cannot_reach_are_filtered_with_a_reason():
+    spec = sweep_from_dict(_sweep({"method": ["glu", "cats", "dip"],
+                                   "density": [0.3, 0.5, 0.7]}, trace={"source": "model"}))
+    points, dropped = expand(spec)
+    kept = sorted((p.spec.method, p.spec.density) for p in points)
+    assert kept == [("cats", 0.5), ("cats", 0.7), ("dip", 0.3), ("dip", 0.5), ("dip", 0.7),
+                    ("glu", 0.7)]
+    assert all("in full" in reason for _, reason in dropped)
