@@ -34,7 +34,12 @@ def _corpus(spec: str):
 
 
 def evaluate_for_sweep(job: dict, out: Path, hw_path: Path | None) -> dict:
-    """Evaluate job's method on its model and windows; files into `out`; figures back."""
+    """Evaluate job's method on its model and windows; files into `out`; figures back.
+
+    One torch thread per worker: the sweep already runs one worker per core, and more
+    threads per worker oversubscribe the cores (measured 3-4x slower on 2 cores)."""
+    import torch
+    torch.set_num_threads(1)
     t = job["trace"]
     adapter = job.get("adapter", "none")
     model = (_model(job["model"]) if adapter in ("none", "", None)
