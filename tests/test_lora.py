@@ -114,6 +114,18 @@ def test_with_adapter_leaves_the_base_model_without_adapters(tiny):
         with_adapter(adapted, tiny["out"])
 
 
+def test_adapter_of_another_model_shape_is_refused(tiny, tmp_path):
+    import shutil
+
+    other = tmp_path / "other"
+    shutil.copytree(tiny["out"], other)
+    record = json.loads((other / FINETUNE_FILE).read_text())
+    record["model_shape"]["hidden_size"] = 128
+    (other / FINETUNE_FILE).write_text(json.dumps(record))
+    with pytest.raises(ConfigError, match="hidden_size"):
+        with_adapter(tiny["loaded"], other)
+
+
 def test_resumed_run_ends_with_the_same_adapter_as_an_uninterrupted_one(tiny, monkeypatch):
     out = tiny["root"] / "resumed"
     real_save = ft.save_checkpoint

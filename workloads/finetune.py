@@ -47,18 +47,18 @@ class FinetuneConfig:
 
     model: str = "smollm2-135m"  # preset name or local path (workloads.model.load_model)
     method: str = "dip"
-    method_params: dict = dataclasses.field(default_factory=dict)  # as given; dip: density 0.5
+    method_params: dict = dataclasses.field(default_factory=dict)  # as given (dip: d=0.5)
     corpus: str = "shakespeare"
     split: str | None = None  # None: `train` if the corpus has it, else its first split
     text_column: str = "text"
     rank: int = 8  # LoRA rank (workloads.lora.LoraSettings)
     alpha: float = 16.0  # LoRA scale alpha / rank
     target: str = "all"  # all, mlp or attention projections
-    steps: int = 60  # optimizer steps: ~8 min on 2 cores at 4 x 128 tokens a step
+    steps: int = 60  # ~2 min of training on 2 idle cores; 30 and 120 steps: docs/lora.md
     lr: float = 2e-3  # peak AdamW learning rate (few steps: a high rate, cosine decay)
     warmup_steps: int = 6  # linear warm-up, then cosine decay to lr / 10 at the last step
     batch_size: int = 4  # windows per step
-    window_len: int = 128  # tokens per window (half of eval's 256: ~2x cheaper per token)
+    window_len: int = 128  # tokens per window: 512 tokens a step, ~2.1 s on 2 idle cores
     seed: int = 0  # LoRA init and window order
     checkpoint_every: int = 10  # steps between checkpoints (resume loses at most this many)
     calibration_windows: int = 8  # threshold methods only
