@@ -8,7 +8,6 @@ import pytest
 
 from memsim.capacity import plan_dram
 from memsim.footprint import Footprint
-from memsim.reference import analytic_token_times
 from memsim.simulate import simulate
 from memsim.trace import Trace
 from tests.helpers import REFERENCE, TINY, UFS, capacity_for, make_hw, random_trace
