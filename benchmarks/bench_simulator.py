@@ -14,10 +14,10 @@ import time
 
 import numpy as np
 
-from memsim.config import load_hw
-from memsim.model import load_model_shape
-from memsim.simulate import simulate
-from memsim.synth import synth_trace
+from memsim.hw.config import load_hw
+from memsim.sim.simulator import simulate
+from memsim.traces.model_shape import load_model_shape
+from memsim.traces.synth import synth_trace
 
 
 def main() -> None:

@@ -14,8 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from memsim.sweep import run_sweep
-from memsim.sweep_spec import sweep_from_dict
+from memsim.sweeps.runner import run_sweep
+from memsim.sweeps.spec import sweep_from_dict
 
 SWEEP = {"name": "bench", "base": {"hw": "flagship", "model": "phi-3-medium",
                                    "trace": {"source": "synthetic", "tokens": 128, "windows": 1}},

@@ -21,15 +21,15 @@ from pathlib import Path
 
 import numpy as np
 
-from memsim.calibrated_synth import calibrate, generate
-from memsim.config import load_hw
-from memsim.model import load_model_shape
-from memsim.results_table import read_results
-from memsim.simulate import simulate
-from memsim.sweep import run_sweep
-from memsim.sweep_spec import sweep_from_dict
-from memsim.synth import synth_trace
-from memsim.trace import Trace
+from memsim.hw.config import load_hw
+from memsim.sim.simulator import simulate
+from memsim.sweeps.runner import run_sweep
+from memsim.sweeps.spec import sweep_from_dict
+from memsim.sweeps.table import read_results
+from memsim.traces.calibrated import calibrate, generate
+from memsim.traces.model_shape import load_model_shape
+from memsim.traces.synth import synth_trace
+from memsim.traces.trace import Trace
 
 DENSITIES = (0.3, 0.5, 0.7)
 SMOL_CAPACITIES_GB = (0.042, 0.054)  # ~30% and ~60% of SmolLM2's 4-bit MLP as cache

@@ -126,7 +126,7 @@ def render(rows: list[dict], config: dict, args, wall_s: float) -> str:
         if r["hits"] and r["label"] in ("dip", "dip_ca"):
             lines.append(f"| {r['label']} | {r['density']:.3f} | {r['ppl']:.2f} | "
                          f"{r['hits']['up_gate']:.3f} | {r['hits']['down']:.3f} |")
-    lines += ["", f"DIP-CA at density 0.5, varying gamma (1 = plain DIP):", "",
+    lines += ["", "DIP-CA at density 0.5, varying gamma (1 = plain DIP):", "",
               "| gamma | perplexity | up/gate hit rate | down hit rate |", "|---|---|---|---|"]
     for r in rows:
         if r["label"] == "dip_ca gamma sweep":

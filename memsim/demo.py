@@ -9,15 +9,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from memsim.sweep import run_sweep
-from memsim.sweep_spec import load_sweep
+from memsim.sweeps.runner import run_sweep
+from memsim.sweeps.spec import load_sweep
 
 DEMO_SWEEP = Path(__file__).resolve().parent / "demo_sweep.yaml"
 
 
 def run_demo(out_dir: Path, workers: int | None = None) -> int:
-    from memsim.plots import make_plots
-    from memsim.results_table import read_results
+    from memsim.sweeps.plots import make_plots
+    from memsim.sweeps.table import read_results
 
     sweep = load_sweep(DEMO_SWEEP)
     workers = workers or os.cpu_count() or 1

@@ -5,9 +5,9 @@ import copy
 
 import numpy as np
 
-from memsim.config import hw_from_dict
-from memsim.model import ModelShape
-from memsim.trace import Trace
+from memsim.hw.config import hw_from_dict
+from memsim.traces.model_shape import ModelShape
+from memsim.traces.trace import Trace
 
 TINY = ModelShape(name="tiny", num_hidden_layers=2, hidden_size=64, intermediate_size=160,
                   num_attention_heads=4, num_key_value_heads=2, vocab_size=100)

@@ -8,12 +8,11 @@ import dataclasses
 import numpy as np
 import pytest
 
-from memsim.bits import pack_words, unpack_words
-from memsim.cache import POLICIES, CacheOutcome, CachePolicy, count_runs, make_policy
-from memsim.cache import _lru_batch
+from memsim.cache import POLICIES, CacheOutcome, CachePolicy, _lru_batch, count_runs, make_policy
 from memsim.cache._lru_batch import add_lowest_columns, keep_lowest_bits
 from memsim.cache._packed import count_runs as count_runs_packed
-from memsim.errors import ConfigError
+from memsim.core.errors import ConfigError
+from memsim.traces.bits import pack_words, unpack_words
 
 NAMES = ("none", "lru", "lfu", "belady")
 CACHING = ("lru", "lfu", "belady")

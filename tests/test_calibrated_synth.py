@@ -1,10 +1,10 @@
-"""Calibrated synthetic traces (memsim/calibrated_synth.py): what is measured is kept.
+"""Calibrated synthetic traces (memsim/traces/calibrated/): what is measured is kept.
 
-Sources are stand-ins for real traces (no model runs here): memsim.synth's AR(1) top-k, and
+Sources are stand-ins for real traces (no model runs here): memsim.traces.synth's AR(1) top-k, and
 a heavy-tailed process (per-column lognormal scale x (per-sequence Student-t offset + AR(1)
 with Student-t innovations)) kept by top-k (DIP-like) or by a threshold with a per-token gain
 (CATS-like), at SmolLM2-135M's widths with 8 layers to keep the file fast, plus one
-memsim.synth trace at the full SmolLM2-135M shape.
+memsim.traces.synth trace at the full SmolLM2-135M shape.
 Tolerances (docs/calibrated_traces.md): per-layer density 0.02 (top-k: exact); frequency
 profile: mean absolute difference over ranks 0.02, worst rank in the 2-98 % bulk 0.1; LRU
 hit rate at capacities 0.1..0.9 of the columns: 0.03 absolute.
@@ -17,14 +17,21 @@ import numpy as np
 import pytest
 
 from memsim.cache import POLICIES
-from memsim.calibrated_synth import (RANK_GRID, REUSE_BIN_EDGES, TraceStatistics,
-                                     add_calibrate_arguments, calibrate, frequency_profile,
-                                     generate, reuse_histogram, run_calibrate)
-from memsim.density import dip_keep_fractions
-from memsim.errors import ConfigError
-from memsim.model import ModelShape, load_model_shape
-from memsim.synth import synth_trace
-from memsim.trace import Trace
+from memsim.cli.trace import add_calibrate_arguments, run_calibrate
+from memsim.core.errors import ConfigError
+from memsim.traces.calibrated import (
+    RANK_GRID,
+    REUSE_BIN_EDGES,
+    TraceStatistics,
+    calibrate,
+    frequency_profile,
+    generate,
+    reuse_histogram,
+)
+from memsim.traces.density import dip_keep_fractions
+from memsim.traces.model_shape import ModelShape, load_model_shape
+from memsim.traces.synth import synth_trace
+from memsim.traces.trace import Trace
 
 SMOL8 = ModelShape(name="smollm2-135m-8l", num_hidden_layers=8, hidden_size=576,
                    intermediate_size=1536, num_attention_heads=9, num_key_value_heads=3,

@@ -8,8 +8,8 @@ import sys
 import pytest
 import yaml
 
-from memsim.config import hw_from_dict, list_presets, load_hw
-from memsim.errors import ConfigError
+from memsim.core.errors import ConfigError
+from memsim.hw.config import hw_from_dict, list_presets, load_hw
 from tests.helpers import BASE_HW
 
 
@@ -108,7 +108,7 @@ def test_yaml_is_loaded_safely(tmp_path):
 def test_docs_key_table_is_the_loader_s_own_schema():
     from pathlib import Path
 
-    from memsim.config import HardwareConfig
-    from memsim.config_docs import keys_markdown
+    from memsim.hw.config import HardwareConfig
+    from memsim.hw.keys_doc import keys_markdown
     docs = (Path(__file__).resolve().parent.parent / "docs" / "hw_config.md").read_text()
     assert keys_markdown(HardwareConfig) in docs, "regenerate docs/hw_config.md: memsim hw keys"

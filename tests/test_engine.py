@@ -6,10 +6,10 @@ import dataclasses
 import numpy as np
 import pytest
 
-from memsim.capacity import plan_dram
-from memsim.footprint import Footprint
-from memsim.simulate import simulate
-from memsim.trace import Trace
+from memsim.sim.footprint import Footprint
+from memsim.sim.plan import plan_dram
+from memsim.sim.simulator import simulate
+from memsim.traces.trace import Trace
 from tests.helpers import REFERENCE, TINY, UFS, capacity_for, make_hw, random_trace
 
 
@@ -52,7 +52,7 @@ def test_concurrent_reads_take_max_and_serial_reads_take_sum():
     hw_max = make_hw(REFERENCE, capacity_for(0.4))
     hw_sum = make_hw(REFERENCE, capacity_for(0.4), {"timing": {"flash_dram_concurrent": False}})
     plan = plan_dram(hw_max, TINY, trace.groups(), 0.0)
-    from memsim.costs import cache_outcome
+    from memsim.sim.costs import cache_outcome
     hits = cache_outcome(hw_max, trace, plan).hits
     t_max = simulate(hw_max, TINY, trace).per_token["time_s"]
     t_sum = simulate(hw_sum, TINY, trace).per_token["time_s"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import simpy
 
-from memsim.hardware import Timeline
+from memsim.sim.resources import Timeline
 
 
 def _with_simpy(requests):

@@ -15,12 +15,19 @@ import torch
 from safetensors.torch import load_file
 
 import workloads
-from memsim.errors import ConfigError
-from memsim.trace import Trace
+from memsim.core.errors import ConfigError
+from memsim.traces.trace import Trace
 from workloads import finetune as ft
 from workloads.corpus import Corpus, make_windows
-from workloads.lora import (ADAPTER_WEIGHTS, FINETUNE_FILE, LoraSettings, add_adapter,
-                            adapter_param_count, target_modules, with_adapter)
+from workloads.lora import (
+    ADAPTER_WEIGHTS,
+    FINETUNE_FILE,
+    LoraSettings,
+    adapter_param_count,
+    add_adapter,
+    target_modules,
+    with_adapter,
+)
 from workloads.masked_mlp import masked
 from workloads.masks import build_generator
 from workloads.model import load_model

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from memsim.errors import ConfigError
-from memsim.model import MODEL_PRESETS, load_model_shape
+from memsim.core.errors import ConfigError
+from memsim.traces.model_shape import MODEL_PRESETS, load_model_shape
 
 
 def test_smollm2_shape_matches_its_card():

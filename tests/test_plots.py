@@ -7,12 +7,20 @@ import math
 import numpy as np
 import pytest
 
-from memsim import results_table
-from memsim.errors import ConfigError
-from memsim.plots import (add_plot_arguments, default_breakdown_points, hit_rate_vs_dram_data,
-                          make_plots, matched_perplexity_data, pareto_front, run_plot,
-                          throughput_vs_perplexity_data, time_breakdown_data)
-from memsim.results_table import read_results, table_from_rows, write_results
+from memsim.core.errors import ConfigError
+from memsim.sweeps import table as results_table
+from memsim.sweeps.plots import (
+    add_plot_arguments,
+    default_breakdown_points,
+    hit_rate_vs_dram_data,
+    make_plots,
+    matched_perplexity_data,
+    pareto_front,
+    run_plot,
+    throughput_vs_perplexity_data,
+    time_breakdown_data,
+)
+from memsim.sweeps.table import read_results, table_from_rows, write_results
 
 SOURCE = "synthetic (calibrated on smollm2-135m)"
 CAPACITIES_GB = (1.0, 2.0, 4.0)

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from memsim.errors import ConfigError
-from memsim.results_table import read_results
-from memsim.sweep import run_sweep
-from memsim.sweep_spec import expand, sweep_from_dict
+from memsim.core.errors import ConfigError
+from memsim.sweeps.runner import run_sweep
+from memsim.sweeps.spec import expand, sweep_from_dict
+from memsim.sweeps.table import read_results
 
 SYNTH = {"source": "synthetic", "tokens": 24, "windows": 2}
 

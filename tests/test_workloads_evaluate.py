@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import workloads
-from memsim.trace import Trace
+from memsim.traces.trace import Trace
 from workloads.cli import add_eval_arguments, main, method_params
 from workloads.corpus import Corpus
 from workloads.model import load_model
@@ -96,9 +96,8 @@ def test_dip_ca_reports_hit_rates_and_writes_its_hits(loaded, tiny, tmp_path):
 
 
 def test_hw_config_sets_dip_ca_cache_policy_and_capacities(loaded, tiny):
-    config = pytest.importorskip("memsim.config")
-    from memsim.capacity import cache_capacities
-
+    config = pytest.importorskip("memsim.hw.config")
+    from memsim.sim.plan import cache_capacities
     from workloads.evaluation import _dip_groups
 
     preset = config.list_presets()[0]

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from memsim.errors import ConfigError
+from memsim.core.errors import ConfigError
 from workloads.masked_mlp import MaskRecorder, masked
 from workloads.masks import MASKS, build_generator
 from workloads.masks._select import topk_row, topk_rows

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from memsim.errors import ConfigError
+from memsim.core.errors import ConfigError
 from workloads.masked_mlp import MaskRecorder, masked
 from workloads.masks import build_generator
 from workloads.model import DEFAULT_MODEL, load_model

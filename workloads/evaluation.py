@@ -18,15 +18,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from memsim.errors import ConfigError
-from memsim.trace import MaskGroup, Trace
+from memsim.core.errors import ConfigError
+from memsim.traces import MaskGroup, Trace
 from workloads.corpus import SHAKESPEARE, Corpus, Windows, load_corpus, make_windows
 from workloads.lora import adapter_param_count, check_adapter_dir, with_adapter
-from workloads.masks import MASKS, MaskGenerator, build_generator
-from workloads.masks._select import keep_to_k
+from workloads.masks import MASKS, MaskGenerator, build_generator, keep_to_k
+from workloads.masks.base import parse_params
 from workloads.masks.dip import resolve_keeps
 from workloads.masks.dip_ca import DipCaParams
-from workloads.masks.base import parse_params
 from workloads.model import DEFAULT_MODEL, LoadedModel, load_model
 from workloads.perplexity import WindowResult, calibrate, perplexity, score_window
 from workloads.results import EvalResult
@@ -202,8 +201,8 @@ def cache_params_from_hw(config: EvalConfig, loaded: LoadedModel) -> dict:
     if clash:
         raise ConfigError("--hw sets the cache policy and capacities; drop this parameter",
                           key_path=f"dip_ca.{clash[0]}", allowed="hw or explicit cache params")
-    from memsim.capacity import cache_capacities, kv_budget_tokens
-    from memsim.config import load_hw
+    from memsim.hw import load_hw
+    from memsim.sim import cache_capacities, kv_budget_tokens
 
     hw = load_hw(config.hw)
     caps = cache_capacities(hw, loaded.shape, _dip_groups(params, loaded),

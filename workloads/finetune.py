@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from memsim.errors import ConfigError
-from memsim.result import atomic_write_text
+from memsim.core.errors import ConfigError
+from memsim.core.files import atomic_write_text
 
 EXIT_BAD_INPUT = 2
 CHECKPOINTS = "checkpoints"  # out/checkpoints/step-NNNNNN/{adapter_model.safetensors,...}

@@ -28,7 +28,7 @@ from typing import Iterator
 import torch
 from torch import nn
 
-from memsim.errors import ConfigError
+from memsim.core.errors import ConfigError
 from workloads.masks.base import MaskGenerator
 from workloads.model import LoadedModel, find_swiglu_mlps
 

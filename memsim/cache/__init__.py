@@ -1,6 +1,11 @@
-"""Cache policies: each module registers one with `@POLICIES.register(name)`."""
+"""Cache policies: which MLP columns stay in DRAM. Each module registers one with
+`@POLICIES.register(name)`; base.py states the rules every policy keeps. `resident()` is the
+small torch-free interface cache-aware masking (workloads/) reads.
+
+May import: memsim.core, memsim.traces.
+"""
 from memsim.cache.base import POLICIES, CacheOutcome, CachePolicy, count_runs, make_policy
-from memsim.registry import import_submodules
+from memsim.core.registry import import_submodules
 
 import_submodules(__name__, __path__)
 

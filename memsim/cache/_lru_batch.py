@@ -21,10 +21,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from memsim.bits import pack_words, popcount
-from memsim.cache._packed import (CHUNK_TOKENS, count_bits, count_chunk, resolve_lengths,
-                                   token_chunks)
+from memsim.cache._packed import (
+    CHUNK_TOKENS,
+    count_bits,
+    count_chunk,
+    resolve_lengths,
+    token_chunks,
+)
 from memsim.cache.base import CacheOutcome
+from memsim.traces.bits import pack_words, popcount
 
 SPILL_ALL_FRACTION = 0.25  # rebuild every layer's suffix rows once this share of layers spills
 

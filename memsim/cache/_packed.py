@@ -1,6 +1,6 @@
 """Bit-packed mask groups and the cache counts read off packed cache states.
 
-Speed shortcut for the batch policies (memsim/bits.py): a group's masks (T, L, N) become
+Speed shortcut for the batch policies (memsim/traces/bits.py): a group's masks (T, L, N) become
 words (T, L, ceil(N/64)), so one numpy call serves every layer of a token and 64 columns cost
 one operation; each (token, layer) row of words is one cache segment. Batch policies walk the
 tokens in chunks of CHUNK_TOKENS so the states of a chunk stay in the CPU cache.
@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from memsim.bits import popcount
+from memsim.traces.bits import popcount
 
 CHUNK_TOKENS = 16  # tokens per bulk step: ~1.5 MB of words for a 40 x 17920 group (L2/L3)
 

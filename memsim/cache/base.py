@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from memsim.registry import Registry
+from memsim.core.registry import Registry
 
 POLICIES: Registry[type["CachePolicy"]] = Registry("cache policy")
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from memsim.bits import pack_words
 from memsim.cache._packed import count_runs, resolve_lengths
 from memsim.cache.base import POLICIES, CacheOutcome, CachePolicy
+from memsim.traces.bits import pack_words
 
 
 @POLICIES.register("none")

@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from memsim.errors import ConfigError
+from memsim.core.errors import ConfigError
 
 
 def as_rows(scores: torch.Tensor) -> np.ndarray:

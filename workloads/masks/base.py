@@ -19,9 +19,9 @@ from typing import Any, Callable, ClassVar
 import numpy as np
 import torch
 
-from memsim.errors import ConfigError
-from memsim.model import ModelShape
-from memsim.registry import Registry
+from memsim.core.errors import ConfigError
+from memsim.core.registry import Registry
+from memsim.traces import ModelShape
 
 MASKS: Registry[type["MaskGenerator"]] = Registry("mask generator")
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from memsim.errors import ConfigError
+from memsim.core.errors import ConfigError
 from workloads.masks._select import LayerThresholds, json_floats, per_layer
 from workloads.masks.base import FRACTION, FRACTIONS, MASKS, MaskGenerator, param
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from memsim.errors import ConfigError
+from memsim.core.errors import ConfigError
 from workloads.masks._select import LayerThresholds, json_floats, keep_to_k, per_layer, topk_mask
 from workloads.masks.base import FRACTION, FRACTIONS, MASKS, MaskGenerator, choice, param
 

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from memsim.cache import POLICIES, CachePolicy, make_policy
-from memsim.errors import ConfigError
+from memsim.core.errors import ConfigError
 from workloads.masks._select import as_rows, per_layer, topk_row, topk_rows
 from workloads.masks.base import BOOL, COUNT, COUNTS, MASKS, TEXT, UNIT, param
 from workloads.masks.dip import Dip, DipParams

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from memsim.errors import ConfigError
+from memsim.core.errors import ConfigError
 from workloads.masks._select import keep_to_k, per_layer, topk_mask
 from workloads.masks.base import FRACTION, FRACTIONS, MASKS, MaskGenerator, param
 

@@ -1,0 +1,19 @@
+"""`memsim demo`: the README's first command (memsim/demo.py runs it)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from memsim.cli import COMMANDS, Command
+
+
+@COMMANDS.register("demo")
+class Demo(Command):
+    help = "run the embedded default sweep (SmolLM2-135M on the flagship phone) and plot it"
+
+    def add_arguments(self, p) -> None:
+        p.add_argument("--out", default="runs/demo", help="output folder (rerun to resume)")
+        p.add_argument("--workers", type=int, default=None, help="default: one per core")
+
+    def run(self, args) -> int:
+        from memsim.demo import run_demo
+        return run_demo(Path(args.out), workers=args.workers)

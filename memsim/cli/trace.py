@@ -1,0 +1,129 @@
+"""`memsim trace {synth, info, calibrate}`: make and inspect mask traces."""
+from __future__ import annotations
+
+import argparse
+import time
+
+from memsim.cli import COMMANDS, Command, print_table
+from memsim.core.errors import ConfigError
+
+
+@COMMANDS.register("trace")
+class TraceCommand(Command):
+    help = "mask traces"
+
+    def add_arguments(self, p) -> None:
+        t_sub = p.add_subparsers(dest="trace_command", required=True)
+        s = t_sub.add_parser("synth", help="a synthetic trace with realistic reuse")
+        s.add_argument("--model", required=True, help="model preset or config.json")
+        s.add_argument("--tokens", type=int, required=True)
+        s.add_argument("--density", type=float, default=0.5, help="target MLP density (DIP fit)")
+        s.add_argument("--method", default="dip", choices=("dip", "dense"))
+        s.add_argument("--seed", type=int, default=0)
+        s.add_argument("--prompt-len", type=int, default=0)
+        s.add_argument("--sequences", type=int, default=1, help="independent sequences")
+        s.add_argument("--out", required=True, help="output .npz")
+        i = t_sub.add_parser("info", help="print a trace's metadata and densities")
+        i.add_argument("file")
+        add_calibrate_arguments(t_sub.add_parser(
+            "calibrate", help="a synthetic trace calibrated on real traces, at another model's shape"))
+
+    def run(self, args) -> int:
+        if args.trace_command == "calibrate":
+            return run_calibrate(args)
+        if args.trace_command == "info":
+            return _info(args)
+        return _synth(args)
+
+
+def _info(args) -> int:
+    from memsim.traces import Trace
+
+    trace = Trace.load(args.file)
+    meta = trace.metadata()
+    rows = [(k, str(v)) for k, v in meta.items() if k != "model"]
+    rows += [("model", trace.model.name), ("tokens", str(trace.num_tokens)),
+             ("MLP density", f"{trace.mlp_density().mean():.4f}")]
+    print_table(rows)
+    return 0
+
+
+def _synth(args) -> int:
+    from memsim.traces import load_model_shape, synth_trace
+
+    try:
+        trace = synth_trace(load_model_shape(args.model), args.tokens, args.density,
+                            seed=args.seed, method=args.method, prompt_len=args.prompt_len,
+                            num_sequences=args.sequences)
+    except ValueError as exc:
+        raise ConfigError(str(exc), source="<cli>", key_path="trace synth") from None
+    print(f"wrote {trace.save(args.out)}")
+    return 0
+
+
+def add_calibrate_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of `memsim trace calibrate`."""
+    parser.add_argument("--from", dest="sources", action="append", required=True,
+                        metavar="TRACE.npz", help="source trace (repeat to pool several of "
+                        "one model and method), or one statistics .json from --stats-out")
+    parser.add_argument("--model", required=True, help="target model preset or config.json")
+    parser.add_argument("--tokens", type=int, required=True, help="tokens to generate")
+    parser.add_argument("--sequences", type=int, default=1,
+                        help="independent sequences (each starts with a cold cache)")
+    parser.add_argument("--density", type=float, default=None,
+                        help="rescale to this mean MLP density (default: the source's)")
+    parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--out", required=True, help="output trace .npz")
+    parser.add_argument("--stats-out", default=None, help="also write the statistics (JSON)")
+
+
+_FLAGS = {"num_tokens": "--tokens", "num_sequences": "--sequences", "density": "--density",
+          "seed": "--seed", "model": "--model"}
+
+
+def run_calibrate(args: argparse.Namespace) -> int:
+    """`memsim trace calibrate`: calibrate on --from, generate at --model, write --out.
+    The cheap flags are checked before the (seconds-long) calibration."""
+    from memsim.traces import load_model_shape
+    from memsim.traces.calibrated import check_generate_args, generate
+
+    try:
+        model = load_model_shape(args.model)
+        check_generate_args(None, model, args.tokens, args.sequences, args.seed, None)
+        if args.density is not None and not 0.0 < args.density <= 1.0:
+            raise ConfigError(f"must be in (0, 1], got {args.density}", key_path="density",
+                              allowed="(0, 1]")
+        stats = _load_sources(args.sources)
+        start = time.perf_counter()
+        trace = generate(stats, model, args.tokens, seed=args.seed,
+                         num_sequences=args.sequences, density=args.density)
+    except ConfigError as exc:
+        if exc.source == "<cli>":
+            raise
+        raise ConfigError(exc.message, source="<cli>", allowed=exc.allowed,
+                          key_path=_FLAGS.get(exc.key_path, "--model")) from None
+    seconds = time.perf_counter() - start
+    if args.stats_out:
+        print(f"wrote {stats.save(args.stats_out)}")
+    print(f"wrote {trace.save(args.out)}: {trace.source}, {trace.num_tokens} tokens at "
+          f"{model.name}, MLP density {trace.mlp_density().mean():.4f} ({seconds:.1f} s)")
+    return 0
+
+
+def _load_sources(paths: list[str]):
+    """Statistics from one .json, or calibrated on one or more trace files; any error
+    names --from."""
+    from memsim.traces import Trace
+    from memsim.traces.calibrated import TraceStatistics, calibrate
+
+    try:
+        if not any(str(p).endswith(".json") for p in paths):
+            return calibrate([Trace.load(p) for p in paths])
+        if len(paths) != 1:
+            raise ConfigError("a statistics .json cannot be pooled with other sources",
+                              allowed="one .json, or traces")
+        return TraceStatistics.load(paths[0])
+    except ConfigError as exc:
+        where = f"{exc.source}: " if exc.source != "<api>" else ""
+        raise ConfigError(where + exc.message, source="<cli>", key_path="--from",
+                          allowed=exc.allowed) from None

@@ -1,0 +1,152 @@
+"""A strict YAML -> frozen-dataclass loader (Ramulator/Vidur style config flow).
+
+Every config dataclass declares its fields with `spec(...)`: a help string, the unit, and the
+allowed range or choices. `load_dataclass` walks a parsed YAML mapping against the dataclass
+and raises one `ConfigError` naming the file, the dotted key path and what is allowed for:
+unknown keys, missing required keys, wrong types and out-of-range values. A field whose type
+is a `Registry` of dataclasses (see `impl_field`) is dispatched on its `impl:` key.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import typing
+from dataclasses import MISSING, field
+from typing import Any
+
+from memsim.core.errors import ConfigError
+from memsim.core.registry import Registry
+
+
+def spec(help: str, *, default: Any = MISSING, unit: str = "", ge: float | None = None,
+         gt: float | None = None, le: float | None = None, choices: tuple | None = None,
+         registry: Registry | None = None) -> Any:
+    """A dataclass field with the metadata the loader and `docs/` need."""
+    meta = dict(help=help, unit=unit, ge=ge, gt=gt, le=le, choices=choices, registry=registry)
+    if default is MISSING:
+        return field(metadata=meta)
+    if isinstance(default, (dict, list)):
+        return field(default_factory=lambda d=default: type(d)(d), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def _allowed(f: dataclasses.Field, kind: str) -> str:
+    m = f.metadata
+    if m.get("registry") is not None:
+        return ", ".join(m["registry"].names())
+    if m.get("choices"):
+        return ", ".join(map(str, m["choices"]))
+    bounds = []
+    if m.get("gt") is not None:
+        bounds.append(f"> {m['gt']}")
+    if m.get("ge") is not None:
+        bounds.append(f">= {m['ge']}")
+    if m.get("le") is not None:
+        bounds.append(f"<= {m['le']}")
+    unit = f" ({m['unit']})" if m.get("unit") else ""
+    return (f"{kind} " + " and ".join(bounds)).strip() + unit
+
+
+def _check_scalar(value: Any, hint: Any, f: dataclasses.Field, where: str, source: str) -> Any:
+    """Type and range check of one leaf value; returns it converted (int -> float)."""
+    optional = typing.get_origin(hint) in (typing.Union, getattr(__import__("types"), "UnionType"))
+    base = [a for a in typing.get_args(hint) if a is not type(None)][0] if optional else hint
+    if value is None:
+        if optional:
+            return None
+        raise ConfigError("must not be empty", source=source, key_path=where,
+                          allowed=_allowed(f, base.__name__))
+    if base is bool:
+        ok = isinstance(value, bool)
+    elif base is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif base is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        value = float(value) if ok else value
+    else:
+        ok = isinstance(value, base)
+    if not ok:
+        raise ConfigError(f"expected {base.__name__}, got {type(value).__name__} {value!r}",
+                          source=source, key_path=where, allowed=_allowed(f, base.__name__))
+    _check_range(value, f, where, source, base.__name__)
+    return value
+
+
+def _check_range(value: Any, f: dataclasses.Field, where: str, source: str, kind: str) -> None:
+    m = f.metadata
+    bad = ((m.get("gt") is not None and not value > m["gt"])
+           or (m.get("ge") is not None and not value >= m["ge"])
+           or (m.get("le") is not None and not value <= m["le"])
+           or (m.get("choices") and value not in m["choices"])
+           or (m.get("registry") is not None and value not in m["registry"]))
+    if bad:
+        what = "unknown value" if (m.get("choices") or m.get("registry")) else "out of range:"
+        raise ConfigError(f"{what} {value!r}", source=source, key_path=where,
+                          allowed=_allowed(f, kind))
+
+
+def load_dataclass(cls: type, data: Any, *, source: str, path: str = "") -> Any:
+    """Build `cls` from a YAML mapping, strictly. `path` is the dotted prefix for errors."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"expected a mapping, got {type(data).__name__}", source=source,
+                          key_path=path or "<top>")
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(f"unknown key {unknown[0]!r}", source=source,
+                          key_path=_join(path, unknown[0]), allowed=", ".join(fields))
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for name, f in fields.items():
+        where = _join(path, name)
+        if name not in data:
+            if f.default is MISSING and f.default_factory is MISSING:
+                unit = f" ({f.metadata['unit']})" if f.metadata.get("unit") else ""
+                raise ConfigError(f"required key is missing: {f.metadata.get('help', '')}{unit}",
+                                  source=source, key_path=where)
+            continue
+        values[name] = _load_value(data[name], hints[name], f, where, source)
+    return cls(**values)
+
+
+def _load_value(value: Any, hint: Any, f: dataclasses.Field, where: str, source: str) -> Any:
+    impls = f.metadata.get("impls")
+    if impls is not None:
+        return _load_impl(value, impls, where, source)
+    if dataclasses.is_dataclass(hint):
+        return load_dataclass(hint, value, source=source, path=where)
+    if typing.get_origin(hint) is dict:
+        _, value_type = typing.get_args(hint)
+        if not isinstance(value, dict) or not value:
+            raise ConfigError("expected a non-empty mapping of name -> settings", source=source,
+                              key_path=where)
+        return {str(k): load_dataclass(value_type, v, source=source, path=_join(where, str(k)))
+                for k, v in value.items()}
+    return _check_scalar(value, hint, f, where, source)
+
+
+def _load_impl(value: Any, impls: Registry, where: str, source: str) -> Any:
+    """A component chosen by its `impl:` key; the registry maps impl -> config dataclass."""
+    if not isinstance(value, dict) or "impl" not in value:
+        raise ConfigError("needs an `impl:` key", source=source, key_path=_join(where, "impl"),
+                          allowed=", ".join(impls.names()))
+    cls = impls.get(value["impl"], source=source, key_path=_join(where, "impl"))
+    return load_dataclass(cls, value, source=source, path=where)
+
+
+def impl_field(help: str, impls: Registry) -> Any:
+    """A field whose dataclass is picked by the value's `impl:` key from `impls`."""
+    return field(metadata=dict(help=help, impls=impls, unit=""))
+
+
+def to_plain(obj: Any) -> Any:
+    """A config dataclass back to plain YAML-able data (init fields only)."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj) if f.init}
+    if isinstance(obj, dict):
+        return {k: to_plain(v) for k, v in obj.items()}
+    return obj
+
+
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name

@@ -1,0 +1,176 @@
+"""Hardware configuration: YAML (units in key names) -> strict loader -> frozen dataclasses.
+
+Units are converted once, in `__post_init__`, into SI fields with the unit in the name
+(`read_bandwidth_Bps`, `capacity_bytes`). GB means 10^9 bytes throughout (phone vendors
+quote bandwidth in decimal GB/s). Every key, its unit and range is listed in docs/hw_config.md
+(generated from the `spec(...)` help strings here by `memsim hw keys`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from memsim.cache import POLICIES
+from memsim.core.errors import ConfigError
+from memsim.core.schema import impl_field, load_dataclass, spec
+from memsim.hw.flash import FLASH_MODELS, FlashModel
+
+PRESET_DIR = Path(__file__).resolve().parents[2] / "hw_configs"
+PLACEMENTS = ("resident", "streamed")
+MLP_PLACEMENTS = ("dynamic", "resident", "streamed")
+
+
+@dataclass(frozen=True, kw_only=True)
+class DramConfig:
+    """The DRAM the app may use for the model (weights, cache, KV)."""
+
+    capacity_GB: float = spec("DRAM available to the model", unit="GB", gt=0)
+    read_bandwidth_GBps: float = spec("read bandwidth", unit="GB/s", gt=0)
+    write_bandwidth_GBps: float = spec("write bandwidth (cache fills, KV appends)", unit="GB/s",
+                                       gt=0)
+    read_energy_pJ_per_byte: float | None = spec("read energy", default=None, unit="pJ/B", ge=0)
+    write_energy_pJ_per_byte: float | None = spec("write energy", default=None, unit="pJ/B",
+                                                  ge=0)
+    capacity_bytes: float = field(init=False)
+    read_bandwidth_Bps: float = field(init=False)
+    write_bandwidth_Bps: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "capacity_bytes", self.capacity_GB * 1e9)
+        object.__setattr__(self, "read_bandwidth_Bps", self.read_bandwidth_GBps * 1e9)
+        object.__setattr__(self, "write_bandwidth_Bps", self.write_bandwidth_GBps * 1e9)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ComputeUnitConfig:
+    """One compute unit (NPU, CPU, GPU) at the weights' precision."""
+
+    peak_TOPS: float = spec("peak tera-operations/s at the weight precision (1 MAC = 2 ops)",
+                            unit="TOPS", gt=0)
+    efficiency: float = spec("fraction of peak reached on decode GEMV/GEMM", default=0.5,
+                             gt=0, le=1)
+    energy_pJ_per_op: float | None = spec("energy per operation", default=None, unit="pJ/op",
+                                          ge=0)
+    ops_per_s: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ops_per_s", self.peak_TOPS * 1e12 * self.efficiency)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ComputeConfig:
+    """Compute units and which one runs decode and prefill."""
+
+    units: dict[str, ComputeUnitConfig] = spec("named compute units, e.g. npu, cpu")
+    decode_unit: str = spec("unit that runs decode (must be a key of units)")
+    prefill_unit: str = spec("unit that runs prefill (must be a key of units)")
+    ignore: bool = spec("treat compute as free (the authors' analytic model)", default=False)
+
+    def __post_init__(self) -> None:
+        for key in ("decode_unit", "prefill_unit"):
+            if getattr(self, key) not in self.units:
+                raise ConfigError(f"{getattr(self, key)!r} is not a compute unit",
+                                  key_path=f"compute.{key}", allowed=", ".join(self.units))
+
+
+@dataclass(frozen=True, kw_only=True)
+class PrecisionConfig:
+    """Bits per stored value, per layer type (e.g. 4 for int4, 4.5 with group scales)."""
+
+    mlp_bits: float = spec("MLP weights (the cached columns)", unit="bits", gt=0, le=32)
+    attention_bits: float = spec("attention projection weights", unit="bits", gt=0, le=32)
+    embedding_bits: float = spec("token embedding table", unit="bits", gt=0, le=32)
+    lm_head_bits: float = spec("LM head (shares the embedding if tied)", unit="bits", gt=0,
+                               le=32)
+    kv_cache_bits: float = spec("KV cache entries", unit="bits", gt=0, le=32)
+    adapter_bits: float = spec("LoRA adapter weights (resident; read every token)",
+                               default=16.0, unit="bits", gt=0, le=32)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlacementConfig:
+    """Where each layer type lives: resident in DRAM, streamed from flash every token, or
+    (MLP only) dynamic: masked columns served through the DRAM cache."""
+
+    attention: str = spec("attention weights", default="resident", choices=PLACEMENTS)
+    embedding: str = spec("embedding table (one row read per token)", default="resident",
+                          choices=PLACEMENTS)
+    lm_head: str = spec("LM head", default="resident", choices=PLACEMENTS)
+    mlp: str = spec("MLP weights", default="dynamic", choices=MLP_PLACEMENTS)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CacheConfig:
+    """The DRAM cache of MLP columns (PAPER.md section 4)."""
+
+    impl: str = spec("replacement policy", default="lru", registry=POLICIES)
+    split: str = spec("how the dynamic DRAM budget is split: `equal` bytes per masked matrix "
+                      "(the authors' choice) or `proportional` to each matrix's mean demand "
+                      "in the trace", default="equal", choices=("equal", "proportional"))
+
+
+@dataclass(frozen=True, kw_only=True)
+class TimingConfig:
+    """What overlaps with what."""
+
+    flash_dram_concurrent: bool = spec("flash and DRAM reads proceed in parallel (time = max) "
+                                       "rather than in turn (time = sum)", default=True)
+    prefetch_next_layer: bool = spec("loads known before a layer starts (streamed weights, "
+                                     "dense matrices) are issued during the previous layer's "
+                                     "last compute", default=True)
+    dram_writes: str = spec("DRAM writes (cache fills, the KV append) cost write bandwidth "
+                            "(`costed`) or nothing (`free`, the analytic model)",
+                            default="costed", choices=("costed", "free"))
+    kv_length: str = spec("KV bytes per token: `actual` (grows each token) or `average` "
+                          "(priced at prompt + sequence/2, the analytic model)",
+                          default="actual", choices=("actual", "average"))
+
+
+@dataclass(frozen=True, kw_only=True)
+class HardwareConfig:
+    """A phone: flash, DRAM, compute, precision, placement, cache and timing options."""
+
+    name: str = spec("short name used in results and plots")
+    flash: FlashModel = impl_field("flash storage (impl: " + ", ".join(FLASH_MODELS.names())
+                                   + ")", FLASH_MODELS)
+    dram: DramConfig = spec("DRAM")
+    compute: ComputeConfig = spec("compute units")
+    precision: PrecisionConfig = spec("bits per value per layer type")
+    placement: PlacementConfig = spec("where each layer type lives", default=PlacementConfig())
+    cache: CacheConfig = spec("MLP column cache", default=CacheConfig())
+    timing: TimingConfig = spec("overlap options", default=TimingConfig())
+    description: str = spec("free text: where the figures come from", default="")
+
+
+def load_hw(name_or_path: str | Path) -> HardwareConfig:
+    """A preset name (file stem in hw_configs/) or a YAML path -> validated HardwareConfig."""
+    path = Path(name_or_path)
+    if not path.is_file():
+        preset = PRESET_DIR / f"{name_or_path}.yaml"
+        if not preset.is_file():
+            raise ConfigError(f"no hardware file or preset {str(name_or_path)!r}",
+                              source="<hw>", key_path="hw", allowed=", ".join(list_presets()))
+        path = preset
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"not valid YAML: {exc}", source=str(path)) from None
+    return hw_from_dict(data, source=str(path))
+
+
+def hw_from_dict(data: dict, *, source: str = "<api>", path: str = "") -> HardwareConfig:
+    """Validate plain data; `path` prefixes key paths in errors (e.g. "hw" in sweeps)."""
+    try:
+        return load_dataclass(HardwareConfig, data, source=source, path=path)
+    except ConfigError as exc:
+        if exc.source == "<api>":  # raised in a __post_init__: add the file name
+            key = f"{path}.{exc.key_path}" if path else exc.key_path
+            raise ConfigError(exc.message, source=source, key_path=key,
+                              allowed=exc.allowed) from None
+        raise
+
+
+def list_presets() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))

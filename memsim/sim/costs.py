@@ -1,0 +1,211 @@
+"""Per (token, layer) byte counts and closed-form durations of every transfer and kernel.
+
+Everything that does not depend on timing is computed here, vectorised over tokens and
+layers, before the event-driven run: which columns hit (the cache outcome depends only on the
+trace), bytes per transfer, each transfer's duration on its resource, each kernel's compute
+time. The engine (engine.py) then only decides *when* things happen.
+
+A decode token is, per layer, three phases (PAPER.md section 5):
+  attn  attention weights (resident: DRAM; streamed: flash) + KV read/append, then compute;
+  in    the groups read with the MLP input (W_up/W_gate columns; CATS's dense W_gate);
+        their mask is known once attention has run, then compute;
+  out   the groups whose mask is known only after `in` computed (W_down columns; CATS's W_up
+        rows): with DIP their flash reads sit on the critical path; then compute.
+A load step is flash reads || DRAM reads (hits, fills); each group is its own step, as each
+masked matrix is in the authors' model. Loads of a group that the method reads densely
+(mask all-true over the trace) and streamed weights are "known ahead" and may be prefetched.
+Ignores: activations' traffic (a few KB per layer), norms, rotary tables, sampling.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from memsim.cache import POLICIES, CacheOutcome
+from memsim.hw.config import HardwareConfig
+from memsim.sim.footprint import Footprint
+from memsim.sim.plan import DramPlan
+from memsim.traces.model_shape import ModelShape
+from memsim.traces.trace import MaskGroup, Trace
+
+IN_GROUPS = ("up_gate", "up", "gate")  # masks over H: read with the MLP input
+PHASES = ("attn", "in", "out")
+
+
+@dataclass(frozen=True)
+class StepCosts:
+    """Durations (s) and bytes for every (token, layer) of a run; T tokens, L layers, S steps.
+
+    Load steps: step 0 is attention, steps 1.. are the mask groups in `step_phase` order.
+    """
+
+    flash_ahead_s: np.ndarray  # (T, L, S) flash reads known before the layer starts
+    flash_demand_s: np.ndarray  # (T, L, S) flash reads known only once the mask is
+    dram_s: np.ndarray  # (T, L, S) DRAM reads + writes of the step
+    compute_s: np.ndarray  # (T, L, 3) kernel time per phase (attn, in, out)
+    step_phase: tuple[int, ...]  # (S,) phase index of each load step
+    head_flash_s: np.ndarray  # (T,) embedding row + LM head
+    head_dram_s: np.ndarray  # (T,)
+    head_compute_s: np.ndarray  # (T,)
+    flash_bytes: np.ndarray  # (T,) bytes the token needs from flash (payload)
+    flash_device_bytes: np.ndarray  # (T,) bytes the device reads (page rounding included)
+    dram_read_bytes: np.ndarray  # (T,)
+    dram_write_bytes: np.ndarray  # (T,)
+    ops: np.ndarray  # (T,) arithmetic operations (1 MAC = 2)
+
+
+class _Acc:
+    """Accumulates per-token byte and op totals while steps are built."""
+
+    def __init__(self, T: int):
+        self.flash, self.flash_dev, self.dram_r, self.dram_w, self.ops = (np.zeros(T)
+                                                                          for _ in range(5))
+
+    def add_flash(self, flash_model, num_bytes, requests, axis=None) -> None:
+        num_bytes, requests = np.broadcast_arrays(np.asarray(num_bytes, np.float64), requests)
+        device = flash_model.bytes_read(num_bytes, requests)
+        self.flash += num_bytes.sum(axis=axis) if axis is not None else num_bytes
+        self.flash_dev += device.sum(axis=axis) if axis is not None else device
+
+
+def cache_outcome(hw: HardwareConfig, trace: Trace, plan: DramPlan) -> CacheOutcome:
+    """Replay the trace through the configured policy (or through no cache)."""
+    groups = trace.groups()
+    dynamic = hw.placement.mlp == "dynamic"
+    policy = POLICIES.get(hw.cache.impl if dynamic else "none", key_path="cache.impl")
+    caps = plan.capacities if dynamic else [np.zeros_like(c) for c in plan.capacities]
+    return policy.run_batch([g.mask for g in groups], caps, trace.sequence_lengths)
+
+
+def kv_lengths(hw: HardwareConfig, trace: Trace) -> np.ndarray:
+    """(T,) KV entries each decode token attends to (itself included)."""
+    out = []
+    for n in trace.sequence_lengths:
+        if hw.timing.kv_length == "average":  # the analytic model's average-length pricing
+            out.append(np.full(n, trace.prompt_len + (n + 1) / 2))
+        else:
+            out.append(trace.prompt_len + np.arange(1, n + 1, dtype=np.float64))
+    return np.concatenate(out)
+
+
+def build_step_costs(hw: HardwareConfig, model: ModelShape, trace: Trace, plan: DramPlan,
+                     outcome: CacheOutcome) -> StepCosts:
+    """All per-(token, layer) durations of a decode run."""
+    fp, T, L = Footprint.of(model, hw, trace.adapter_params), trace.num_tokens, \
+        model.num_hidden_layers
+    acc = _Acc(T)
+    groups = trace.groups()
+    ahead, demand, dram = (np.zeros((T, L, 1 + len(groups))) for _ in range(3))
+    compute_ops = np.zeros((T, L, 3))
+    ahead[:, :, 0], dram[:, :, 0], compute_ops[:, :, 0] = _attention(hw, model, fp, trace, plan,
+                                                                     acc)
+    step_phase = [0]
+    for g, group in enumerate(groups):
+        phase = 1 if group.name in IN_GROUPS else 2
+        count = trace.column_counts(group.mask_name).astype(np.float64)  # (T, L)
+        flash_s, dram_s, ops = _mlp_group(hw, group, count, g, plan, outcome, acc)
+        is_dense = bool((count == group.mask.shape[2]).all())
+        (ahead if is_dense else demand)[:, :, 1 + g] = flash_s
+        dram[:, :, 1 + g] = dram_s
+        compute_ops[:, :, phase] += ops
+        step_phase.append(phase)
+    head_flash, head_dram, head_ops = _head(hw, model, fp, plan, acc)
+    rate = 0.0 if hw.compute.ignore else 1.0 / hw.compute.units[hw.compute.decode_unit].ops_per_s
+    acc.ops += compute_ops.sum(axis=(1, 2)) + head_ops
+    return StepCosts(ahead, demand, dram, compute_ops * rate, tuple(step_phase),
+                     np.full(T, head_flash), np.full(T, head_dram), np.full(T, head_ops * rate),
+                     acc.flash, acc.flash_dev, acc.dram_r, acc.dram_w, acc.ops)
+
+
+def _attention(hw, model, fp, trace, plan, acc):
+    """Attention weights (resident part from DRAM, the rest from flash), the KV cache, and
+    the layer's share of the (resident) LoRA adapters."""
+    L = model.num_hidden_layers
+    kv_len = kv_lengths(hw, trace)[:, None]  # (T, 1)
+    w = fp.attention_bytes_per_layer + fp.adapter_bytes_per_layer
+    flash_bytes = (fp.attention_bytes_per_layer if hw.placement.attention == "streamed"
+                   else fp.attention_bytes_per_layer * plan.overflow_fraction)
+    flash_bytes += fp.adapter_bytes_per_layer * plan.overflow_fraction
+    kv_read = kv_len * fp.kv_bytes_per_token_per_layer  # (T, 1)
+    dram_read = (w - flash_bytes) + kv_read
+    kv_write = fp.kv_bytes_per_token_per_layer if hw.timing.dram_writes == "costed" else 0.0
+    flash_s = hw.flash.read_time_s(np.full((trace.num_tokens, L), flash_bytes), 1.0)
+    dram_s = dram_read / hw.dram.read_bandwidth_Bps + kv_write / hw.dram.write_bandwidth_Bps
+    acc.add_flash(hw.flash, np.full((trace.num_tokens, L), flash_bytes), 1.0, axis=1)
+    acc.dram_r += dram_read[:, 0] * L
+    acc.dram_w += kv_write * L
+    heads_x_dim = model.num_attention_heads * model.head_dim
+    adapter_ops = 2 * trace.adapter_params / L
+    ops = 2 * model.attention_params_per_layer + 4 * kv_len * heads_x_dim + adapter_ops
+    return flash_s, np.broadcast_to(dram_s, flash_s.shape), np.broadcast_to(ops, flash_s.shape)
+
+
+def _mlp_group(hw, group: MaskGroup, count: np.ndarray, g: int, plan: DramPlan,
+               outcome: CacheOutcome, acc):
+    """One mask group's flash reads (misses), DRAM reads (hits) and fills, per (T, L);
+    `count` is the (T, L) number of columns the masks need."""
+    vb = plan.vector_bytes[g]
+    hits = outcome.hits[:, g, :].astype(np.float64)
+    fills = outcome.fills[:, g, :].astype(np.float64)
+    requests = outcome.miss_runs[:, g, :].astype(np.float64)
+    if hw.placement.mlp == "resident":  # all in DRAM, but for the overflow (read in one go)
+        hits = count * (1.0 - plan.overflow_fraction)
+        requests = np.minimum(requests, 1.0)
+    unbundled = group.num_matrices > 1 and not getattr(hw.flash, "bundle_up_gate", True)
+    requests = requests * (group.num_matrices if unbundled else 1)
+    miss_bytes = (count - hits) * vb
+    fill_bytes = fills * vb if hw.timing.dram_writes == "costed" else np.zeros_like(fills)
+    flash_s = hw.flash.read_time_s(miss_bytes, requests)
+    dram_s = hits * vb / hw.dram.read_bandwidth_Bps + fill_bytes / hw.dram.write_bandwidth_Bps
+    acc.add_flash(hw.flash, miss_bytes, requests, axis=1)
+    acc.dram_r += (hits * vb).sum(axis=1)
+    acc.dram_w += fill_bytes.sum(axis=1)
+    return flash_s, dram_s, 2.0 * count * group.vector_weights * group.num_matrices
+
+
+def _head(hw, model, fp, plan, acc):
+    """Per token: one embedding row and the whole LM head (tied or not, it is read)."""
+    emb_flash = fp.embedding_row_bytes if hw.placement.embedding == "streamed" else 0.0
+    head_flash = (fp.lm_head_bytes if hw.placement.lm_head == "streamed"
+                  else fp.lm_head_bytes * plan.overflow_fraction)
+    flash_bytes = emb_flash + head_flash
+    dram_bytes = fp.embedding_row_bytes + fp.lm_head_bytes - flash_bytes
+    requests = float((emb_flash > 0) + (head_flash > 0))
+    flash_s = float(hw.flash.read_time_s(np.array([flash_bytes]), np.array([requests]))[0])
+    acc.add_flash(hw.flash, flash_bytes, requests)
+    acc.dram_r += dram_bytes
+    return flash_s, dram_bytes / hw.dram.read_bandwidth_Bps, 2.0 * model.embedding_params
+
+
+def build_prefill_costs(hw: HardwareConfig, model: ModelShape, prompt_len: int,
+                        plan: DramPlan) -> StepCosts:
+    """The prompt as one dense, compute-bound pass: every weight read once (the MLP from flash
+    when it is cached or streamed: the cache starts cold), `prompt_len` tokens of compute.
+    Returned as a one-"token" StepCosts whose loads are all known ahead (one step per layer)."""
+    fp, L, P = Footprint.of(model, hw), model.num_hidden_layers, prompt_len
+    acc = _Acc(1)
+    attn_flash = fp.attention_bytes_per_layer * (
+        1.0 if hw.placement.attention == "streamed" else plan.overflow_fraction)
+    mlp_flash = fp.mlp_bytes_per_layer * (
+        plan.overflow_fraction if hw.placement.mlp == "resident" else 1.0)
+    flash_bytes = np.array([[attn_flash + mlp_flash]])  # (1, L=1 broadcast)
+    flash_s = np.full((1, L, 1), hw.flash.read_time_s(flash_bytes, 4.0)[0, 0])
+    dram_read = fp.attention_bytes_per_layer + fp.mlp_bytes_per_layer - attn_flash - mlp_flash
+    kv_write = P * fp.kv_bytes_per_token_per_layer if hw.timing.dram_writes == "costed" else 0.0
+    dram_s = np.full((1, L, 1), dram_read / hw.dram.read_bandwidth_Bps
+                     + kv_write / hw.dram.write_bandwidth_Bps)
+    heads_x_dim = model.num_attention_heads * model.head_dim
+    ops = (2 * P * (model.attention_params_per_layer + model.mlp_params_per_layer)
+           + 4 * heads_x_dim * P * (P + 1) / 2)  # causal attention: token i sees i keys
+    rate = 0.0 if hw.compute.ignore else 1.0 / hw.compute.units[hw.compute.prefill_unit].ops_per_s
+    compute_s = np.zeros((1, L, 3))
+    compute_s[:, :, 0] = ops * rate
+    acc.add_flash(hw.flash, flash_bytes[0, 0] * L, 4.0 * L)
+    acc.dram_r += dram_read * L
+    acc.dram_w += kv_write * L
+    head_flash, head_dram, head_ops = _head(hw, model, fp, plan, acc)
+    acc.ops += ops * L + head_ops
+    return StepCosts(flash_s, np.zeros_like(flash_s), dram_s, compute_s, (0,),
+                     np.array([head_flash]), np.array([head_dram]), np.array([head_ops * rate]),
+                     acc.flash, acc.flash_dev, acc.dram_r, acc.dram_w, acc.ops)

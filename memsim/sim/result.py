@@ -1,0 +1,90 @@
+"""What a simulation reports, and how it is written next to its resolved config."""
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from memsim.core.files import atomic_write_text
+
+
+@dataclass(frozen=True)
+class Result:
+    """Decode throughput, its time breakdown, traffic, cache behaviour and DRAM use.
+
+    Per-token means unless the name says otherwise. `breakdown_s` attributes each token's
+    critical path to flash / dram / compute / stall (they sum to time_per_token_s);
+    `busy_s` is how long each resource worked per token (overlap makes their sum exceed the
+    step time).
+    """
+
+    hw_name: str
+    model_name: str
+    method: str
+    trace_source: str
+    mode: str  # "event" (SimPy engine) or "analytic" (the authors' closed form)
+    num_tokens: int
+    num_sequences: int
+    tokens_per_s: float  # mean over sequences of tokens / decode time, as the authors do
+    time_per_token_s: float
+    ttft_s: float  # prefill of the prompt (or the first decode step if there is no prompt)
+    breakdown_s: dict[str, float]
+    busy_s: dict[str, float]
+    flash_bytes_per_token: float  # payload the masks need from flash
+    flash_device_bytes_per_token: float  # what the device reads (page rounding)
+    dram_read_bytes_per_token: float
+    dram_write_bytes_per_token: float
+    ops_per_token: float
+    hit_rate: float  # fraction of requested MLP columns served from DRAM
+    hit_rate_per_layer: dict[str, list[float]]  # per mask group, (L,)
+    dram_used_bytes: float
+    dram_used_breakdown_bytes: dict[str, float]  # resident_weights, cache, kv
+    cache_capacity_columns: dict[str, list[int]]  # per mask group, (L,)
+    energy_per_token_J: float | None
+    per_token: dict[str, list[float]] = field(repr=False)  # time_s and the breakdown, (T,)
+
+    def summary_rows(self) -> list[tuple[str, str]]:
+        """Human-readable (label, value) pairs for the CLI table."""
+        mb = 1e6
+        rows = [("hardware", self.hw_name), ("model", self.model_name),
+                ("method", self.method), ("trace", self.trace_source or "-"),
+                ("mode", self.mode), ("tokens", f"{self.num_tokens} in {self.num_sequences} seq"),
+                ("tokens/s", f"{self.tokens_per_s:.3f}"),
+                ("time/token", f"{self.time_per_token_s * 1e3:.3f} ms"),
+                ("time to first token", f"{self.ttft_s * 1e3:.3f} ms")]
+        rows += [(f"  {k}", f"{v * 1e3:.3f} ms") for k, v in self.breakdown_s.items()]
+        rows += [("flash MB/token", f"{self.flash_bytes_per_token / mb:.3f}"),
+                 ("DRAM read MB/token", f"{self.dram_read_bytes_per_token / mb:.3f}"),
+                 ("cache hit rate", f"{self.hit_rate:.4f}"),
+                 ("DRAM used", f"{self.dram_used_bytes / 1e9:.3f} GB")]
+        if self.energy_per_token_J is not None:
+            rows.append(("energy/token", f"{self.energy_per_token_J * 1e3:.3f} mJ"))
+        return rows
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def write_result(result: Result, out_dir: str | Path, resolved_config: dict) -> Path:
+    """result.json, per_token.csv and resolved_config.yaml in out_dir."""
+    out = Path(out_dir)
+    summary = {k: v for k, v in result.to_dict().items() if k != "per_token"}
+    atomic_write_text(out / "resolved_config.yaml", yaml.safe_dump(resolved_config,
+                                                                   sort_keys=False))
+    rows = np.column_stack([np.arange(result.num_tokens)] + list(map(np.asarray,
+                                                                 result.per_token.values())))
+    lines = [",".join(["token"] + list(result.per_token))]
+    lines += [",".join([str(int(r[0]))] + [repr(float(x)) for x in r[1:]]) for r in rows]
+    atomic_write_text(out / "per_token.csv", "\n".join(lines) + "\n")
+    atomic_write_text(out / "result.json", json.dumps(summary, indent=2))
+    return out / "result.json"
+
+
+def read_per_token_csv(path: str | Path) -> dict[str, np.ndarray]:
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    return {k: np.array([float(r[k]) for r in rows]) for k in rows[0]}

@@ -1,0 +1,33 @@
+"""`local`: a process pool on this machine (one process per core by default).
+
+Uses fork: the parent (the sweep driver) never imports torch, so forking it is safe, and
+workers start in milliseconds rather than re-importing numpy and SimPy.
+"""
+from __future__ import annotations
+
+import multiprocessing
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+from memsim.sweeps.executors.base import EXECUTORS, Executor
+
+
+@EXECUTORS.register("local")
+class LocalExecutor(Executor):
+    """concurrent.futures process pool."""
+
+    def __init__(self, workers: int, scheduler: str | None = None):
+        super().__init__(workers, scheduler)
+        self._pool = ProcessPoolExecutor(max_workers=workers,
+                                         mp_context=multiprocessing.get_context("fork"))
+
+    def run(self, fn, args_list):
+        futures = {self._pool.submit(fn, *args): i for i, args in enumerate(args_list)}
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                exc = future.exception()
+                yield futures[future], exc if exc is not None else future.result()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)

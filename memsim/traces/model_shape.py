@@ -1,0 +1,123 @@
+"""Model shapes: the dimensions of a SwiGLU decoder that decide how many bytes a token moves.
+
+Only shapes live here (no weights, no torch). Field names follow Hugging Face `config.json`
+so a shape can be read from any checkpoint on disk. What the model ignores: biases, norms and
+rotary tables (a few KB per layer), and MoE layers (not supported).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from memsim.core.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """Dimensions of a SwiGLU transformer decoder (Llama / Mistral / Qwen2 / Phi-3 family)."""
+
+    name: str
+    num_hidden_layers: int
+    hidden_size: int  # H: inputs of W_up / W_gate, outputs of W_down
+    intermediate_size: int  # I: outputs of W_up / W_gate, inputs of W_down
+    num_attention_heads: int
+    num_key_value_heads: int
+    vocab_size: int
+    head_dim: int = 0  # 0 = hidden_size // num_attention_heads, as in HF
+    tie_word_embeddings: bool = False
+    # Derived once in __post_init__ (parameter counts, not bytes: bytes need a precision).
+    attention_params_per_layer: int = field(init=False)
+    mlp_params_per_layer: int = field(init=False)
+    embedding_params: int = field(init=False)
+    kv_values_per_token_per_layer: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        for key in ("num_hidden_layers", "hidden_size", "intermediate_size",
+                    "num_attention_heads", "num_key_value_heads", "vocab_size"):
+            if int(getattr(self, key)) <= 0:
+                raise ConfigError(f"must be a positive integer, got {getattr(self, key)!r}",
+                                  source=f"model {self.name}", key_path=key, allowed="> 0")
+        if self.num_attention_heads % self.num_key_value_heads:
+            raise ConfigError("num_attention_heads must be a multiple of num_key_value_heads",
+                              source=f"model {self.name}", key_path="num_key_value_heads")
+        head_dim = self.head_dim or self.hidden_size // self.num_attention_heads
+        q_width, kv_width = self.num_attention_heads * head_dim, self.num_key_value_heads * head_dim
+        setattr_ = object.__setattr__
+        setattr_(self, "head_dim", head_dim)
+        # q and o are H x (heads*hd); k and v are H x (kv_heads*hd)
+        setattr_(self, "attention_params_per_layer", 2 * self.hidden_size * (q_width + kv_width))
+        setattr_(self, "mlp_params_per_layer", 3 * self.hidden_size * self.intermediate_size)
+        setattr_(self, "embedding_params", self.vocab_size * self.hidden_size)
+        setattr_(self, "kv_values_per_token_per_layer", 2 * kv_width)  # K and V
+
+    @property
+    def num_params(self) -> int:
+        """Total parameters (embedding counted once if tied to the LM head)."""
+        per_layer = self.attention_params_per_layer + self.mlp_params_per_layer
+        heads = 1 if self.tie_word_embeddings else 2
+        return self.num_hidden_layers * per_layer + heads * self.embedding_params
+
+    def to_dict(self) -> dict:
+        """The init fields, for traces and resolved configs."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init}
+
+    @classmethod
+    def from_dict(cls, data: dict, *, source: str = "<api>") -> "ModelShape":
+        names = {f.name for f in dataclasses.fields(cls) if f.init}
+        unknown = set(data) - names
+        if unknown:
+            raise ConfigError(f"unknown keys {sorted(unknown)}", source=source,
+                              allowed=", ".join(sorted(names)))
+        try:
+            return cls(**data)
+        except TypeError as exc:
+            raise ConfigError(str(exc), source=source, allowed=", ".join(sorted(names))) from None
+
+
+# Presets looked up by name (gpt-fast style). Figures from each model's HF config.json
+# (PAPER.md section 4 lists the same for Phi-3 / Llama-3 / Mistral).
+MODEL_PRESETS: dict[str, dict] = {
+    "smollm2-135m": dict(num_hidden_layers=30, hidden_size=576, intermediate_size=1536,
+                         num_attention_heads=9, num_key_value_heads=3, vocab_size=49152,
+                         tie_word_embeddings=True),
+    "phi-3-mini": dict(num_hidden_layers=32, hidden_size=3072, intermediate_size=8192,
+                       num_attention_heads=32, num_key_value_heads=32, vocab_size=32064),
+    "phi-3-medium": dict(num_hidden_layers=40, hidden_size=5120, intermediate_size=17920,
+                         num_attention_heads=40, num_key_value_heads=10, vocab_size=32064),
+    "llama-3-8b": dict(num_hidden_layers=32, hidden_size=4096, intermediate_size=14336,
+                       num_attention_heads=32, num_key_value_heads=8, vocab_size=128256),
+    "mistral-7b": dict(num_hidden_layers=32, hidden_size=4096, intermediate_size=14336,
+                       num_attention_heads=32, num_key_value_heads=8, vocab_size=32000),
+}
+
+_HF_KEYS = ("num_hidden_layers", "hidden_size", "intermediate_size", "num_attention_heads",
+            "num_key_value_heads", "vocab_size", "head_dim", "tie_word_embeddings")
+
+
+def model_from_hf_config(config: dict, name: str) -> ModelShape:
+    """A shape from a Hugging Face config dict (missing num_key_value_heads = MHA)."""
+    values = {k: config[k] for k in _HF_KEYS if config.get(k) is not None}
+    values.setdefault("num_key_value_heads", config.get("num_attention_heads", 0))
+    missing = [k for k in _HF_KEYS[:5] if k not in values]
+    if missing:
+        raise ConfigError(f"config has no {missing} (not a SwiGLU decoder config?)",
+                          source=name, key_path=missing[0])
+    return ModelShape(name=name, **values)
+
+
+def load_model_shape(name_or_path: str) -> ModelShape:
+    """A preset name, a checkpoint directory holding config.json, or a config.json path."""
+    if name_or_path in MODEL_PRESETS:
+        return ModelShape(name=name_or_path, **MODEL_PRESETS[name_or_path])
+    path = Path(name_or_path)
+    if path.is_dir():
+        path = path / "config.json"
+    if not path.is_file():
+        raise ConfigError(f"no model preset or config.json called {name_or_path!r}",
+                          source="<model>", key_path="model",
+                          allowed=", ".join(MODEL_PRESETS) + ", or a path to a HF config.json")
+    config = json.loads(path.read_text())
+    config = config.get("text_config", config)  # multimodal wrappers keep the LM inside
+    return model_from_hf_config(config, name=str(name_or_path))
