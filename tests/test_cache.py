@@ -8,8 +8,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from memsim.cache import POLICIES, CacheOutcome, CachePolicy, _lru_batch, count_runs, make_policy
-from memsim.cache._lru_batch import add_lowest_columns, keep_lowest_bits
+from memsim.cache import POLICIES, CacheOutcome, CachePolicy, count_runs, make_policy
 from memsim.cache._packed import count_runs as count_runs_packed
 from memsim.core.errors import ConfigError
 from memsim.traces.bits import pack_words, unpack_words
@@ -272,11 +271,9 @@ def test_run_batch_equals_the_stepwise_loop_on_odd_shapes(name):
                 stepwise(name, groups, capacities, lengths))
 
 
-@pytest.mark.parametrize("spill_all_fraction", [0.0, 0.25, 2.0])
-def test_lru_run_batch_handles_long_and_short_windows_together(monkeypatch, spill_all_fraction):
-    """Layers whose windows span many tokens next to ones that slide every token, with the
-    suffix rebuilt for all layers at once, when enough spill, or layer by layer."""
-    monkeypatch.setattr(_lru_batch, "SPILL_ALL_FRACTION", spill_all_fraction)
+def test_lru_run_batch_handles_long_and_short_windows_together():
+    """Layers whose windows span many tokens next to ones that slide every token, and a burst
+    that empties a long window at once."""
     rng = np.random.default_rng(11)
     masks = reuse_masks(rng, 60, 8, 300, 0.05, rho=0.95)
     masks[20:23, 1] = True  # a burst that empties a long window at once
@@ -327,26 +324,13 @@ def test_run_starts_counts_runs_across_word_boundaries():
     np.testing.assert_array_equal(count_runs_packed(pack_words(masks)), count_runs(masks))
 
 
-def test_keep_lowest_bits_keeps_exactly_the_lowest_set_bits():
+def test_keep_lowest_keeps_exactly_the_lowest_set_bits():
+    from memsim.cache._lru_batch import _keep_lowest
     rng = np.random.default_rng(13)
-    words = rng.integers(0, 2**63, 500, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
-    words[:3] = (0, 2**64 - 1, 2**63)
-    keep = rng.integers(0, 70, 500)
-    got = keep_lowest_bits(words, keep)
-    for w, k, g in zip(words.tolist(), keep.tolist(), got.tolist()):
-        bits = [b for b in range(64) if w >> b & 1][:k]
-        assert g == sum(1 << b for b in bits)
-
-
-def test_add_lowest_columns_adds_the_room_lowest_columns_of_each_row():
-    rng = np.random.default_rng(14)
-    masks = rng.random((6, 3, 150)) < 0.4
-    masks[0, 0] = False  # an empty row
-    masks[0, 1] = True  # a full row, the last word full too
-    room = rng.integers(0, 70, (6, 3))
-    room[1] = 200  # more room than columns
-    states = pack_words(rng.random((6, 3, 150)) < 0.1)
-    expect = (masks & (np.cumsum(masks, axis=-1) <= room[..., None])) | unpack_words(states, 150)
-    gained = add_lowest_columns(states, pack_words(masks), room)
-    np.testing.assert_array_equal(states, pack_words(expect))
-    np.testing.assert_array_equal(gained, np.minimum(room, masks.sum(axis=-1)))
+    for _ in range(200):
+        mask = rng.random(150) < rng.uniform(0, 1)
+        room = int(rng.integers(0, 170))
+        out = pack_words(np.zeros(150, bool))
+        _keep_lowest(pack_words(mask), room, out)
+        expect = mask & (np.cumsum(mask) <= room)
+        np.testing.assert_array_equal(unpack_words(out, 150), expect)

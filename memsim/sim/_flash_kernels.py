@@ -29,8 +29,9 @@ def _close(first: int, last: int, per_unit_s: float, min_s: float, acc: np.ndarr
 
 
 @numba.njit(cache=True, nogil=True)
-def _walk_runs(words: np.ndarray, lo: int, hi: int, slot_bits: int, unit_bits: int,
-               gap_units: int, per_unit_s: float, min_s: float, acc: np.ndarray) -> None:
+def _walk_runs(words: np.ndarray, lo: int, hi: int, first_unit: np.ndarray,
+               last_unit: np.ndarray, gap_units: int, per_unit_s: float, min_s: float,
+               acc: np.ndarray) -> None:
     """Requests of the set bits of words[lo:hi] (flash order): runs of slots, mapped to the
     units (pages) they span, joined when they touch, share a unit or lie within gap_units."""
     cur_first, cur_last = -1, -1
@@ -39,33 +40,31 @@ def _walk_runs(words: np.ndarray, lo: int, hi: int, slot_bits: int, unit_bits: i
         x = words[k]
         base = k * 64
         while x != 0:
-            tz = trailing_zeros(x)
+            tz = np.int64(trailing_zeros(x))
             ones = ~(x >> np.uint64(tz))
-            length = 64 - tz if ones == 0 else trailing_zeros(ones)
+            length = 64 - tz if ones == 0 else np.int64(trailing_zeros(ones))
             start = base + tz
             if start == run_end + 1:  # the run goes on from the previous word
                 run_end = start + length - 1
             else:
                 if run_end >= 0:
-                    cur_first, cur_last = _add_run(run_start, run_end, slot_bits, unit_bits,
+                    cur_first, cur_last = _add_run(first_unit[run_start], last_unit[run_end],
                                                    gap_units, cur_first, cur_last, per_unit_s,
                                                    min_s, acc)
                 run_start, run_end = start, start + length - 1
             top = tz + length
             x = np.uint64(0) if top >= 64 else x & ~((ONE << np.uint64(top)) - ONE)
     if run_end >= 0:
-        cur_first, cur_last = _add_run(run_start, run_end, slot_bits, unit_bits, gap_units,
+        cur_first, cur_last = _add_run(first_unit[run_start], last_unit[run_end], gap_units,
                                        cur_first, cur_last, per_unit_s, min_s, acc)
     if cur_last >= 0:
         _close(cur_first, cur_last, per_unit_s, min_s, acc)
 
 
 @numba.njit(cache=True, nogil=True)
-def _add_run(a: int, b: int, slot_bits: int, unit_bits: int, gap_units: int, cur_first: int,
-             cur_last: int, per_unit_s: float, min_s: float, acc: np.ndarray):
-    """Slots a..b join the open request or close it and open a new one."""
-    first = (a * slot_bits) // unit_bits
-    last = ((b + 1) * slot_bits - 1) // unit_bits
+def _add_run(first: int, last: int, gap_units: int, cur_first: int, cur_last: int,
+             per_unit_s: float, min_s: float, acc: np.ndarray):
+    """A run spanning units first..last joins the open request or closes it and opens one."""
     if cur_last >= 0 and first <= cur_last + 1 + gap_units:
         return cur_first, max(cur_last, last)
     if cur_last >= 0:
@@ -87,24 +86,29 @@ def transfer_stats(words: np.ndarray, num_layers: int, pos: np.ndarray, slot_bit
     identity = pos.shape[0] == 0
     scratch = np.zeros(W, np.uint64)
     acc = np.zeros(4, np.int64)
+    # Speed shortcut: each slot's first and last unit, looked up instead of two integer
+    # divisions per run (exact: the same floor divisions, done once per slot).
+    slots = np.arange(W * 64, dtype=np.int64)
+    first_unit = (slots * slot_bits) // unit_bits
+    last_unit = ((slots + 1) * slot_bits - 1) // unit_bits
     for r in range(R):
         acc[:] = 0
         if identity:
-            _walk_runs(words[r], 0, W, slot_bits, unit_bits, gap_units, per_unit_s, min_s, acc)
+            _walk_runs(words[r], 0, W, first_unit, last_unit, gap_units, per_unit_s, min_s, acc)
         else:
             layer_pos = pos[r % num_layers]
             lo, hi = W, 0
             for k in range(W):
                 x = words[r, k]
                 while x != 0:
-                    tz = trailing_zeros(x)
+                    tz = np.int64(trailing_zeros(x))
                     p = layer_pos[k * 64 + tz]
                     w = p >> 6
                     scratch[w] |= ONE << np.uint64(p & 63)
                     lo, hi = min(lo, w), max(hi, w + 1)
                     x &= x - ONE
             if hi > lo:
-                _walk_runs(scratch, lo, hi, slot_bits, unit_bits, gap_units, per_unit_s, min_s,
+                _walk_runs(scratch, lo, hi, first_unit, last_unit, gap_units, per_unit_s, min_s,
                            acc)
                 scratch[lo:hi] = 0
         out[r, 0], out[r, 1], out[r, 2], out[r, 3] = acc[0], acc[1], acc[2], acc[3]
@@ -127,7 +131,7 @@ def arrived_slots(words: np.ndarray, pos: np.ndarray, order: np.ndarray, num_col
         for k in range(W):
             x = words[layer, k]
             while x != 0:
-                tz = trailing_zeros(x)
+                tz = np.int64(trailing_zeros(x))
                 p = k * 64 + tz if identity else pos[layer, k * 64 + tz]
                 scratch[p >> 6] |= ONE << np.uint64(p & 63)
                 x &= x - ONE
@@ -136,7 +140,7 @@ def arrived_slots(words: np.ndarray, pos: np.ndarray, order: np.ndarray, num_col
             x = scratch[k]
             scratch[k] = 0
             while x != 0:
-                tz = trailing_zeros(x)
+                tz = np.int64(trailing_zeros(x))
                 s = k * 64 + tz
                 first = (s * slot_bits) // unit_bits
                 last = ((s + 1) * slot_bits - 1) // unit_bits
