@@ -17,23 +17,16 @@ ALL = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
 @numba.njit(cache=True, nogil=True)
-def _close(first: int, last: int, per_unit_s: float, min_s: float, acc: np.ndarray) -> None:
-    """Account one request of units [first, last]: acc = requests, units, small, large units."""
-    size = last - first + 1
-    acc[0] += 1
-    acc[1] += size
-    if size * per_unit_s <= min_s:  # a short request costs the per-request floor (IOPS)
-        acc[2] += 1
-    else:
-        acc[3] += size
-
-
-@numba.njit(cache=True, nogil=True)
 def _walk_runs(words: np.ndarray, lo: int, hi: int, first_unit: np.ndarray,
-               last_unit: np.ndarray, gap_units: int, per_unit_s: float, min_s: float,
-               acc: np.ndarray) -> None:
+               last_unit: np.ndarray, gap_units: int, short_units: int,
+               out: np.ndarray) -> None:
     """Requests of the set bits of words[lo:hi] (flash order): runs of slots, mapped to the
-    units (pages) they span, joined when they touch, share a unit or lie within gap_units."""
+    units (pages) they span, joined when they touch, share a unit or lie within gap_units.
+    out = (requests, units, short requests (<= short_units), units of the other requests).
+
+    Speed shortcut: one pass, counters in registers, a run found with two trailing-zero
+    counts; a request is closed when the next run cannot join it."""
+    n_req, n_units, n_short, long_units = 0, 0, 0, 0
     cur_first, cur_last = -1, -1
     run_start, run_end = -1, -2
     for k in range(lo, hi):
@@ -44,40 +37,59 @@ def _walk_runs(words: np.ndarray, lo: int, hi: int, first_unit: np.ndarray,
             ones = ~(x >> np.uint64(tz))
             length = 64 - tz if ones == 0 else np.int64(trailing_zeros(ones))
             start = base + tz
+            top = tz + length
+            x = np.uint64(0) if top >= 64 else x & (ALL << np.uint64(top))
             if start == run_end + 1:  # the run goes on from the previous word
                 run_end = start + length - 1
-            else:
-                if run_end >= 0:
-                    cur_first, cur_last = _add_run(first_unit[run_start], last_unit[run_end],
-                                                   gap_units, cur_first, cur_last, per_unit_s,
-                                                   min_s, acc)
-                run_start, run_end = start, start + length - 1
-            top = tz + length
-            x = np.uint64(0) if top >= 64 else x & ~((ONE << np.uint64(top)) - ONE)
+                continue
+            if run_end >= 0:  # close the run before: join the open request or start one
+                first, last = first_unit[run_start], last_unit[run_end]
+                if cur_last >= 0 and first <= cur_last + 1 + gap_units:
+                    if last > cur_last:
+                        cur_last = last
+                else:
+                    if cur_last >= 0:
+                        size = cur_last - cur_first + 1
+                        n_req += 1
+                        n_units += size
+                        if size <= short_units:
+                            n_short += 1
+                        else:
+                            long_units += size
+                    cur_first, cur_last = first, last
+            run_start, run_end = start, start + length - 1
     if run_end >= 0:
-        cur_first, cur_last = _add_run(first_unit[run_start], last_unit[run_end], gap_units,
-                                       cur_first, cur_last, per_unit_s, min_s, acc)
+        first, last = first_unit[run_start], last_unit[run_end]
+        if cur_last >= 0 and first <= cur_last + 1 + gap_units:
+            if last > cur_last:
+                cur_last = last
+        else:
+            if cur_last >= 0:
+                size = cur_last - cur_first + 1
+                n_req += 1
+                n_units += size
+                if size <= short_units:
+                    n_short += 1
+                else:
+                    long_units += size
+            cur_first, cur_last = first, last
     if cur_last >= 0:
-        _close(cur_first, cur_last, per_unit_s, min_s, acc)
-
-
-@numba.njit(cache=True, nogil=True)
-def _add_run(first: int, last: int, gap_units: int, cur_first: int, cur_last: int,
-             per_unit_s: float, min_s: float, acc: np.ndarray):
-    """A run spanning units first..last joins the open request or closes it and opens one."""
-    if cur_last >= 0 and first <= cur_last + 1 + gap_units:
-        return cur_first, max(cur_last, last)
-    if cur_last >= 0:
-        _close(cur_first, cur_last, per_unit_s, min_s, acc)
-    return first, last
+        size = cur_last - cur_first + 1
+        n_req += 1
+        n_units += size
+        if size <= short_units:
+            n_short += 1
+        else:
+            long_units += size
+    out[0], out[1], out[2], out[3] = n_req, n_units, n_short, long_units
 
 
 @numba.njit(cache=True, nogil=True)
 def transfer_stats(words: np.ndarray, num_layers: int, pos: np.ndarray, slot_bits: int,
-                   unit_bits: int, gap_units: int, per_unit_s: float, min_s: float,
-                   out: np.ndarray) -> None:
+                   unit_bits: int, gap_units: int, short_units: int, out: np.ndarray) -> None:
     """Per row r of `words` (R, W) (token r // L, layer r % L; model-order columns), write
-    out[r] = (requests, device units, short requests, units of the other requests).
+    out[r] = (requests, device units, requests of at most `short_units` units (they cost the
+    per-request floor), units of the other requests).
 
     `pos` (L, N) gives each column's flash slot; an empty `pos` means model order. Columns are
     scattered into flash order one set bit at a time, so the cost follows the misses.
@@ -85,16 +97,14 @@ def transfer_stats(words: np.ndarray, num_layers: int, pos: np.ndarray, slot_bit
     R, W = words.shape
     identity = pos.shape[0] == 0
     scratch = np.zeros(W, np.uint64)
-    acc = np.zeros(4, np.int64)
     # Speed shortcut: each slot's first and last unit, looked up instead of two integer
     # divisions per run (exact: the same floor divisions, done once per slot).
     slots = np.arange(W * 64, dtype=np.int64)
     first_unit = (slots * slot_bits) // unit_bits
     last_unit = ((slots + 1) * slot_bits - 1) // unit_bits
     for r in range(R):
-        acc[:] = 0
         if identity:
-            _walk_runs(words[r], 0, W, first_unit, last_unit, gap_units, per_unit_s, min_s, acc)
+            _walk_runs(words[r], 0, W, first_unit, last_unit, gap_units, short_units, out[r])
         else:
             layer_pos = pos[r % num_layers]
             lo, hi = W, 0
@@ -107,11 +117,9 @@ def transfer_stats(words: np.ndarray, num_layers: int, pos: np.ndarray, slot_bit
                     scratch[w] |= ONE << np.uint64(p & 63)
                     lo, hi = min(lo, w), max(hi, w + 1)
                     x &= x - ONE
+            _walk_runs(scratch, lo, hi, first_unit, last_unit, gap_units, short_units, out[r])
             if hi > lo:
-                _walk_runs(scratch, lo, hi, first_unit, last_unit, gap_units, per_unit_s, min_s,
-                           acc)
                 scratch[lo:hi] = 0
-        out[r, 0], out[r, 1], out[r, 2], out[r, 3] = acc[0], acc[1], acc[2], acc[3]
 
 
 @numba.njit(cache=True, nogil=True)

@@ -48,6 +48,16 @@ class ReadGeometry:
     is_sequential: bool
 
     @property
+    def short_units(self) -> int:
+        """The longest request (in units) that costs the floor: n * per_unit_s <= floor_s."""
+        n = int(self.floor_s / self.per_unit_s) if self.per_unit_s > 0 else MAX_GAP_UNITS
+        while n > 0 and n * self.per_unit_s > self.floor_s:  # the same float test as costs
+            n -= 1
+        while (n + 1) * self.per_unit_s <= self.floor_s and n < MAX_GAP_UNITS:
+            n += 1
+        return n
+
+    @property
     def unit_bytes(self) -> float:
         return self.unit_bits / 8
 
@@ -95,8 +105,7 @@ def transfer_reads(miss_words: np.ndarray, geom: ReadGeometry,
     T, L, W = miss_words.shape
     stats = np.empty((T * L, 4), np.int64)
     transfer_stats(np.ascontiguousarray(miss_words).reshape(T * L, W), L, geom.pos,
-                   geom.slot_bits, geom.unit_bits, geom.gap_units, geom.per_unit_s,
-                   geom.floor_s, stats)
+                   geom.slot_bits, geom.unit_bits, geom.gap_units, geom.short_units, stats)
     requests, units, short, long_units = (stats[:, i].reshape(T, L).astype(np.float64)
                                           for i in range(4))
     if geom.is_paged:
