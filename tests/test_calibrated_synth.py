@@ -304,7 +304,8 @@ def test_cli_writes_the_trace_and_statistics_and_reads_statistics_back(calibrate
 
 @pytest.mark.parametrize("change, flag", [
     ({"--tokens": "0"}, "--tokens"), ({"--model": "no-such-model"}, "--model"),
-    ({"--from": "missing.npz"}, "--from"), ({"--density": "0"}, "--density")])
+    ({"--from": "missing.npz"}, "--from"), ({"--density": "0"}, "--density"),
+    ({"--structure-seed": "-1"}, "--structure-seed")])
 def test_cli_bad_input_raises_config_error_naming_the_flag(calibrated, tmp_path, change, flag):
     calibrated["heavy_tailed_topk"][0].save(tmp_path / "src.npz")
     args = {"--from": str(tmp_path / "src.npz"), "--model": "phi-3-medium", "--tokens": "2",

@@ -72,13 +72,16 @@ def add_calibrate_arguments(parser: argparse.ArgumentParser) -> None:
                         help="independent sequences (each starts with a cold cache)")
     parser.add_argument("--density", type=float, default=None,
                         help="rescale to this mean MLP density (default: the source's)")
-    parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--seed", type=int, required=True, help="the text: token-level draws")
+    parser.add_argument("--structure-seed", type=int, default=0,
+                        help="the synthetic model: which columns are hot and which fire "
+                        "together (keep it to build a layout on one seed, use it on another)")
     parser.add_argument("--out", required=True, help="output trace .npz")
     parser.add_argument("--stats-out", default=None, help="also write the statistics (JSON)")
 
 
 _FLAGS = {"num_tokens": "--tokens", "num_sequences": "--sequences", "density": "--density",
-          "seed": "--seed", "model": "--model"}
+          "seed": "--seed", "model": "--model", "structure_seed": "--structure-seed"}
 
 
 def run_calibrate(args: argparse.Namespace) -> int:
@@ -90,13 +93,17 @@ def run_calibrate(args: argparse.Namespace) -> int:
     try:
         model = load_model_shape(args.model)
         check_generate_args(None, model, args.tokens, args.sequences, args.seed, None)
+        if args.structure_seed < 0:
+            raise ConfigError(f"must be a non-negative integer, got {args.structure_seed}",
+                              key_path="structure_seed", allowed=">= 0")
         if args.density is not None and not 0.0 < args.density <= 1.0:
             raise ConfigError(f"must be in (0, 1], got {args.density}", key_path="density",
                               allowed="(0, 1]")
         stats = _load_sources(args.sources)
         start = time.perf_counter()
         trace = generate(stats, model, args.tokens, seed=args.seed,
-                         num_sequences=args.sequences, density=args.density)
+                         num_sequences=args.sequences, density=args.density,
+                         structure_seed=args.structure_seed)
     except ConfigError as exc:
         if exc.source == "<cli>":
             raise

@@ -8,6 +8,8 @@ import numpy as np
 
 from memsim.core.errors import ConfigError
 from memsim.traces.bits import pack_words
+from memsim.traces.calibrated.coactivation import partner_curves
+from memsim.traces.calibrated.fit_structure import STRUCTURE_MAX_TOKENS, fit_structure
 from memsim.traces.calibrated.latent import (
     latent_scores,
     norm_cdf,
@@ -17,7 +19,19 @@ from memsim.traces.calibrated.latent import (
     truncate_lengths,
 )
 from memsim.traces.calibrated.measure import measure_mask, profile_of, reuse_histogram_words
-from memsim.traces.calibrated.statistics import GroupStatistics, TraceStatistics
+from memsim.traces.calibrated.statistics import (
+    COACTIVATION_SIZES,
+    GroupStatistics,
+    TraceStatistics,
+)
+from memsim.traces.calibrated.token_factor import (
+    MIN_RELIABILITY,
+    by_distance,
+    fit_depth_structure,
+    layer_correlations,
+    novelty,
+    reliability,
+)
 from memsim.traces.trace import MASK_NAMES, Trace
 
 # rho = 1 - 1/tau for correlation times tau = 1, 1.5, 2, 3, 5, 8, 13, 21, 34, 55 tokens
@@ -71,22 +85,27 @@ class DynamicsFit(NamedTuple):
 
 def fit_dynamics(profile: np.ndarray, histogram: np.ndarray, token_weight: np.ndarray,
                  sequence_lengths: tuple[int, ...], seed: int = 0,
-                 coarse: tuple[np.ndarray, np.ndarray] | None = None) -> DynamicsFit:
+                 coarse: tuple[np.ndarray, np.ndarray] | None = None,
+                 novelty_scale: np.ndarray | None = None) -> DynamicsFit:
     """Per layer, the (rho, w) whose simulated reuse histogram is nearest (L1) the measured
     one: the best point of a coarse grid (RHO_GRID x W_GRID; skipped when `coarse` gives it),
-    then of a 5 x 5 grid spanning half-way to that point's grid neighbours."""
+    then of a 5 x 5 grid spanning half-way to that point's grid neighbours. With
+    `novelty_scale` (L,) the simulation's persistence varies per token as generation's does
+    (token_factor.py)."""
     lengths = truncate_lengths(sequence_lengths, FIT_MAX_TOKENS)
+    offsets = _rho_offsets(novelty_scale, lengths, seed)
     theta = representative_thresholds(profile, FIT_COLUMNS)  # (L, M)
     L = theta.shape[0]
     if coarse is None:
         rho_v, w_v = (np.asarray(g, np.float32).reshape(-1, 1, 1)  # (V, 1, 1): all layers
                       for g in np.meshgrid(RHO_GRID, W_GRID, indexing="ij"))
-        error = _reuse_errors(theta, rho_v, w_v, token_weight, lengths, histogram, seed)
+        error = _reuse_errors(theta, rho_v, w_v, token_weight, lengths, histogram, seed,
+                              offsets)
         coarse = np.unravel_index(error.argmin(axis=0), (len(RHO_GRID), len(W_GRID)))
     rho_l, w_l = _local_grid(RHO_GRID, coarse[0]), _local_grid(W_GRID, coarse[1])  # (5, L)
     rho_v = np.repeat(rho_l, 5, axis=0)[:, :, None].astype(np.float32)  # (25, L, 1)
     w_v = np.tile(w_l, (5, 1))[:, :, None].astype(np.float32)
-    error = _reuse_errors(theta, rho_v, w_v, token_weight, lengths, histogram, seed)
+    error = _reuse_errors(theta, rho_v, w_v, token_weight, lengths, histogram, seed, offsets)
     best, layers = error.argmin(axis=0), np.arange(L)
     return DynamicsFit(rho_v[best, layers, 0].astype(np.float64),
                        w_v[best, layers, 0].astype(np.float64), error[best, layers], coarse)
@@ -100,8 +119,19 @@ def _local_grid(grid: tuple[float, ...], best: np.ndarray) -> np.ndarray:
     return np.linspace(lower, upper, 5)
 
 
+def _rho_offsets(novelty_scale: np.ndarray | None, lengths: tuple[int, ...],
+                 seed: int) -> np.ndarray | None:
+    """(T, L) per-token persistence offsets delta_l zeta (zeta independent per layer: the
+    fits read one layer at a time), or None without a token factor."""
+    if novelty_scale is None or not np.any(novelty_scale > 0):
+        return None
+    zeta = np.random.default_rng([seed, 7]).standard_normal((sum(lengths), len(novelty_scale)))
+    return (zeta * novelty_scale[None]).astype(np.float32)
+
+
 def _reuse_errors(theta: np.ndarray, rho: np.ndarray, w: np.ndarray, v: np.ndarray,
-                  lengths: tuple[int, ...], histogram: np.ndarray, seed: int) -> np.ndarray:
+                  lengths: tuple[int, ...], histogram: np.ndarray, seed: int,
+                  offsets: np.ndarray | None = None) -> np.ndarray:
     """(V, L) L1 distance between the measured reuse histogram (L, B+1) and the simulated
     one of each of V parameter pairs (rho, w: (V, 1 or L, 1)).
 
@@ -109,8 +139,8 @@ def _reuse_errors(theta: np.ndarray, rho: np.ndarray, w: np.ndarray, v: np.ndarr
     FIT_COLUMNS representative columns, with common random numbers (the pairs differ by
     their parameters, not by their luck), packed to bits token by token."""
     rng = np.random.default_rng(seed)
-    words = np.stack([pack_words(score > cut)
-                      for score, cut in latent_scores(theta, rho, w, v, lengths, rng)])
+    words = np.stack([pack_words(score > cut) for score, cut in
+                      latent_scores(theta, rho, w, v, lengths, rng, rho_offsets=offsets)])
     T, V, L, W = words.shape
     simulated = reuse_histogram_words(words.reshape(T, V * L, W), lengths)
     return np.abs(simulated.reshape(V, L, -1) - histogram[None]).sum(axis=2)
@@ -118,7 +148,7 @@ def _reuse_errors(theta: np.ndarray, rho: np.ndarray, w: np.ndarray, v: np.ndarr
 
 def deconvolve_profile(measured: np.ndarray, density: np.ndarray, rho: np.ndarray,
                        w: np.ndarray, v: np.ndarray, sequence_lengths: tuple[int, ...],
-                       seed: int = 0) -> np.ndarray:
+                       seed: int = 0, novelty_scale: np.ndarray | None = None) -> np.ndarray:
     """(L, Q) stationary probabilities whose profile, measured over the source's tokens, is
     the source's.
 
@@ -138,7 +168,9 @@ def deconvolve_profile(measured: np.ndarray, density: np.ndarray, rho: np.ndarra
     theta = np.stack([representative_thresholds(c, DECONVOLVE_COLUMNS) for c in candidates])
     rho, w = (np.asarray(a, np.float32).reshape(-1, 1) for a in (rho, w))  # (L, 1)
     counts = np.zeros(theta.shape, np.int32)  # (S, L, M)
-    for score, cut in latent_scores(theta, rho, w, v, lengths, np.random.default_rng(seed)):
+    offsets = _rho_offsets(novelty_scale, lengths, seed)
+    for score, cut in latent_scores(theta, rho, w, v, lengths, np.random.default_rng(seed),
+                                    rho_offsets=offsets):
         counts += score > cut
     S, L, M = theta.shape
     simulated = profile_of(counts.reshape(S * L, M) / sum(lengths)).reshape(S, L, -1)
@@ -156,17 +188,54 @@ def calibrate(traces: Trace | list[Trace], *, seed: int = 0) -> TraceStatistics:
     _check_sources(traces)
     trace = traces[0] if len(traces) == 1 else Trace.concatenate(traces)
     groups: dict[str, GroupStatistics] = {}
+    series: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # novelty (T', L), noise floor (L,)
     for name in MASK_NAMES:
         mask = getattr(trace, name)
         if mask is not None:
             same_as = next((k for k in groups if np.array_equal(getattr(trace, k), mask)), "")
-            groups[name] = _group_statistics(name, mask, trace.sequence_lengths, same_as, seed)
+            groups[name], novelty_series, noise = _group_statistics(
+                name, mask, trace.sequence_lengths, same_as, seed)
+            if np.any(groups[name].novelty_scale > 0):
+                series[name] = (novelty_series, noise)
+    shared, depth_corr, layer_corr, mask_corr = _token_factor_fit(series)
     first = traces[0]
     return TraceStatistics(
         source_model=first.model.name, source_shape=first.model.to_dict(), method=first.method,
         method_params=dict(first.method_params),
         source_kind=", ".join(sorted({t.source or "unknown" for t in traces})),
-        prompt_len=first.prompt_len, sequence_lengths=trace.sequence_lengths, groups=groups)
+        prompt_len=first.prompt_len, sequence_lengths=trace.sequence_lengths, groups=groups,
+        novelty_shared=shared, novelty_depth_corr=depth_corr, novelty_layer_corr=layer_corr,
+        novelty_mask_corr=mask_corr)
+
+
+def _token_factor_fit(series: dict[str, tuple[np.ndarray, np.ndarray]]
+                      ) -> tuple[float, float, tuple[float, ...], float]:
+    """(q, r) from the masks' novelty correlations between layers, corrected for sampling
+    noise (token_factor.py), pooled over masks by reliability; also the measured signal
+    correlation by layer distance and between a layer's masks (nan with one mask)."""
+    if not series:
+        return 0.0, 0.0, (), float("nan")
+    corr_sum, weight_sum, rel = 0.0, 0.0, {}
+    for name, (values, noise) in series.items():
+        rel[name] = reliability(values.std(axis=0), noise)
+        weight = np.outer(rel[name], rel[name]) * np.outer(*(2 * [rel[name] >= MIN_RELIABILITY]))
+        signal = layer_correlations(values) / np.sqrt(np.maximum(np.outer(rel[name], rel[name]),
+                                                                 1e-12))
+        corr_sum = corr_sum + by_distance(signal, weight) * by_distance(weight)
+        weight_sum = weight_sum + by_distance(weight)
+    per_distance = np.where(weight_sum > 0, corr_sum / np.maximum(weight_sum, 1e-30), np.nan)
+    shared, depth_corr = fit_depth_structure(per_distance, weight_sum)
+    mask_corr = float("nan")
+    if len(series) >= 2:
+        (a, (va, _)), (b, (vb, _)) = list(series.items())[:2]
+        both = (rel[a] >= MIN_RELIABILITY) & (rel[b] >= MIN_RELIABILITY)
+        if both.any():
+            x, y = va - va.mean(axis=0), vb - vb.mean(axis=0)
+            raw = (x * y).mean(axis=0) / np.maximum(x.std(axis=0) * y.std(axis=0), 1e-30)
+            signal = raw / np.sqrt(np.maximum(rel[a] * rel[b], 1e-12))
+            mask_corr = float(np.average(signal[both], weights=(rel[a] * rel[b])[both]))
+    layer_corr = tuple(float(np.round(c, 6)) for c in np.nan_to_num(per_distance))
+    return shared, depth_corr, layer_corr, mask_corr
 
 
 def _check_sources(traces: list[Trace]) -> None:
@@ -186,23 +255,40 @@ def _check_sources(traces: list[Trace]) -> None:
 
 
 def _group_statistics(name: str, mask: np.ndarray, lengths: tuple[int, ...], same_as: str,
-                      seed: int) -> GroupStatistics:
-    """Measure one mask and fit its generator (nothing to fit for dense or tied masks)."""
+                      seed: int) -> tuple[GroupStatistics, np.ndarray, np.ndarray]:
+    """Measure one mask and fit its generator (nothing to fit for dense or tied masks);
+    also its per-token novelty (T', L) and the fitted noise floor of its spread (L,)."""
     measured = measure_mask(mask, lengths)
     profile = measured["frequency_profile"]
+    L = mask.shape[1]
+    series = novelty(mask, lengths)
+    measured["novelty_std"] = series.std(axis=0) if len(series) else np.zeros(L)
+    fit_lengths = truncate_lengths(lengths, STRUCTURE_MAX_TOKENS)
+    measured["partner_curve"] = partner_curves(mask[:sum(fit_lengths)], fit_lengths, seed)
     if measured["is_dense"] or same_as:  # generated as all-true, or as a copy
-        zeros = np.zeros(mask.shape[1])
+        zeros = np.zeros(L)
         return GroupStatistics(mask_name=name, same_as=same_as, **measured,
                                latent_profile=profile, persistence=zeros, sequence_weight=zeros,
-                               token_weight=zeros, reuse_fit_error=zeros)
+                               token_weight=zeros, reuse_fit_error=zeros,
+                               coactivation=np.zeros((L, len(COACTIVATION_SIZES))),
+                               novelty_scale=zeros), series, zeros
     v = fit_token_weight(profile, measured["density_std"], mask.shape[2],
                          measured["is_exact_k"])
     # The dynamics fit reads the latent profile and the latent profile the dynamics:
     # alternate twice (the second fit keeps the first one's coarse grid cell).
+    # Co-activation and the token factor (fit_structure.py) come in between: the second
+    # dynamics fit and profile see the per-token persistence spread.
     fit = fit_dynamics(profile, measured["reuse_histogram"], v, lengths, seed)
     latent = deconvolve_profile(profile, measured["density"], fit.rho, fit.w, v, lengths, seed)
-    fit = fit_dynamics(latent, measured["reuse_histogram"], v, lengths, seed, fit.coarse)
-    latent = deconvolve_profile(profile, measured["density"], fit.rho, fit.w, v, lengths, seed)
-    return GroupStatistics(mask_name=name, same_as=same_as, **measured, latent_profile=latent,
-                           persistence=fit.rho, sequence_weight=fit.w, token_weight=v,
-                           reuse_fit_error=fit.error)
+    structure = fit_structure(measured["partner_curve"], measured["novelty_std"], latent,
+                              measured["density"], measured["is_exact_k"], mask.shape[2],
+                              fit.rho, fit.w, v, fit_lengths, seed)
+    delta = structure.novelty_scale
+    fit = fit_dynamics(latent, measured["reuse_histogram"], v, lengths, seed, fit.coarse, delta)
+    latent = deconvolve_profile(profile, measured["density"], fit.rho, fit.w, v, lengths, seed,
+                                delta)
+    stats = GroupStatistics(mask_name=name, same_as=same_as, **measured, latent_profile=latent,
+                            persistence=fit.rho, sequence_weight=fit.w, token_weight=v,
+                            reuse_fit_error=fit.error, coactivation=structure.coactivation,
+                            novelty_scale=delta)
+    return stats, series, structure.noise_std

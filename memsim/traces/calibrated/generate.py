@@ -6,11 +6,17 @@ import dataclasses
 import numpy as np
 
 from memsim.core.errors import ConfigError
-from memsim.traces.calibrated.latent import latent_scores, norm_ppf, probit_shift
-from memsim.traces.calibrated.statistics import RANK_GRID, GroupStatistics, TraceStatistics
+from memsim.traces.calibrated.latent import Coactivation, latent_scores, norm_ppf, probit_shift
+from memsim.traces.calibrated.statistics import (
+    COACTIVATION_SIZES,
+    RANK_GRID,
+    GroupStatistics,
+    TraceStatistics,
+)
+from memsim.traces.calibrated.token_factor import depth_corr_at, token_factor
 from memsim.traces.density import dip_keep_fractions
 from memsim.traces.model_shape import ModelShape
-from memsim.traces.trace import Trace
+from memsim.traces.trace import MASK_NAMES, Trace
 
 
 def depth_weights(num_source: int, num_target: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -86,30 +92,65 @@ def _common_factor(mapped: dict[str, np.ndarray], masked: list[str], density: fl
 
 
 def _column_thresholds(group: GroupStatistics, density: np.ndarray, num_columns: int,
-                       rng: np.random.Generator) -> np.ndarray:
+                       structure: np.random.Generator) -> np.ndarray:
     """(L', N') float32 theta: the depth-mapped latent profile, probit-shifted to each
     layer's density, read at N' ranks, which are dealt to columns at random."""
     profile = probit_shift(_by_depth(group.latent_profile, len(density)), density)
+    return dealt_thresholds(profile, num_columns, structure)
+
+
+def dealt_thresholds(profile: np.ndarray, num_columns: int,
+                     structure: np.random.Generator) -> np.ndarray:
+    """(L, Q) frequency profile -> (L, N) float32 thresholds, ranks dealt at random."""
     ranks = (np.arange(num_columns) + 0.5) / num_columns
     p = np.stack([np.interp(ranks, RANK_GRID, row) for row in profile])
-    return norm_ppf(1.0 - rng.permuted(p, axis=1)).astype(np.float32)
+    return norm_ppf(1.0 - structure.permuted(p, axis=1)).astype(np.float32)
 
 
 def _draw_masks(group: GroupStatistics, density: np.ndarray, num_columns: int,
-                lengths: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
-    """(T, L', N') bool for one mask at the target shape; top-k where the source was."""
+                lengths: tuple[int, ...], structure: np.random.Generator,
+                rng: np.random.Generator, zeta: np.ndarray) -> np.ndarray:
+    """(T, L', N') bool for one mask at the target shape; top-k where the source was.
+
+    `structure` (the synthetic model: which column is how hot, which columns share a group)
+    is drawn apart from `rng` (the text), so that traces of one structure seed and several
+    seeds are several texts through one model: a layout built on one fits the others."""
     L = len(density)
-    theta = _column_thresholds(group, density, num_columns, rng)
+    theta = _column_thresholds(group, density, num_columns, structure)
+    to_model = np.argsort(structure.permutation(num_columns))  # model column -> block slot
     rho, w, v = (_by_depth(a, L).astype(np.float32) for a in
                  (group.persistence, group.sequence_weight, group.token_weight))
-    by_k = _layers_by_k(np.rint(density * num_columns).astype(np.int64))
-    out = np.empty((sum(lengths), L, num_columns), bool)
-    scores = latent_scores(theta, rho[:, None], w[:, None], v, lengths, rng)
+    coactivation = Coactivation(COACTIVATION_SIZES, _by_depth(group.coactivation, L))
+    delta = _by_depth(group.novelty_scale, L)
+    offsets = (zeta * delta[None].astype(np.float32)) if np.any(delta > 0) else None
+    keep = np.rint(density * num_columns).astype(np.int64) if group.is_exact_k else None
+    return draw_block_masks(theta, rho[:, None], w[:, None], v, keep, lengths, rng,
+                            coactivation, offsets, to_model)
+
+
+def draw_block_masks(theta: np.ndarray, rho: np.ndarray, w: np.ndarray, v: np.ndarray,
+                     keep: np.ndarray | None, lengths: tuple[int, ...],
+                     rng: np.random.Generator, coactivation: Coactivation | None = None,
+                     rho_offsets: np.ndarray | None = None,
+                     to_model: np.ndarray | None = None) -> np.ndarray:
+    """(T, L, N) bool: the latent process on thresholds theta (L, N), kept by top-`keep`
+    (L,) per layer or, when `keep` is None, by the threshold. Columns come out in the
+    generator's block order, or in model order when `to_model` (N,) gives each model
+    column's block slot. Fitting and generation both draw through here."""
+    L, N = theta.shape
+    out = np.empty((sum(lengths), L, N), bool)
+    row = np.empty((L, N), bool)
+    by_k = None if keep is None else _layers_by_k(keep)
+    scores = latent_scores(theta, rho, w, v, lengths, rng, coactivation=coactivation,
+                           rho_offsets=rho_offsets)
     for t, (score, cut) in enumerate(scores):
-        if group.is_exact_k:
-            _topk_into(score, by_k, out[t])
+        target = row if to_model is not None else out[t]
+        if by_k is not None:
+            _topk_into(score, by_k, target)
         else:
-            np.greater(score, cut, out=out[t])
+            np.greater(score, cut, out=target)
+        if to_model is not None:
+            np.take(row, to_model, axis=1, out=out[t])
     return out
 
 
@@ -144,21 +185,33 @@ def _topk_into(score: np.ndarray, layers_by_k: list, out: np.ndarray) -> None:
 
 def generate(stats: TraceStatistics, model: ModelShape, num_tokens: int, *, seed: int,
              num_sequences: int = 1, method: str | None = None,
-             density: float | None = None) -> Trace:
+             density: float | None = None, structure_seed: int = 0) -> Trace:
     """A trace with `stats`' statistics at `model`'s shape (module docstring).
 
     `num_tokens` splits into `num_sequences` equal sequences, each starting cold. `method`,
     if given, must be the calibrated one (a guard against drawing DIP from CATS statistics).
-    `density` rescales to that mean MLP density. Same seed, same trace. Dense masks stay
+    `density` rescales to that mean MLP density. `structure_seed` draws the synthetic model
+    (each column's frequency rank, its co-activation groups, where it sits in model order),
+    `seed` the text: one structure seed and two seeds are two texts through one model (a
+    layout built on one applies to the other). Same seeds, same trace. Dense masks stay
     all-true and tied ones (CATS: up_rows = down) stay tied.
     """
     check_generate_args(stats, model, num_tokens, num_sequences, seed, method)
+    if not isinstance(structure_seed, int) or structure_seed < 0:
+        raise ConfigError(f"must be a non-negative integer, got {structure_seed!r}",
+                          key_path="structure_seed", allowed=">= 0")
     L = model.num_hidden_layers
     widths = {"up": model.hidden_size, "gate": model.hidden_size,
               "up_rows": model.intermediate_size, "down": model.intermediate_size}
     densities = _target_densities(stats, L, density)
     lengths = (num_tokens // num_sequences,) * num_sequences
-    rngs = dict(zip(stats.groups, np.random.default_rng(seed).spawn(len(stats.groups))))
+    structures = dict(zip(MASK_NAMES, np.random.default_rng(structure_seed).spawn(
+        len(MASK_NAMES))))
+    *texts, factor_rng = np.random.default_rng(seed).spawn(len(MASK_NAMES) + 1)
+    rngs = dict(zip(MASK_NAMES, texts))
+    num_source = len(next(iter(stats.groups.values())).density) if stats.groups else L
+    zeta = token_factor(num_tokens, L, stats.novelty_shared,
+                        depth_corr_at(stats.novelty_depth_corr, num_source, L), factor_rng)
     masks: dict[str, np.ndarray] = {}
     for name in sorted(stats.groups, key=lambda k: bool(stats.groups[k].same_as)):
         group = stats.groups[name]
@@ -167,12 +220,14 @@ def generate(stats: TraceStatistics, model: ModelShape, num_tokens: int, *, seed
         elif group.is_dense:
             masks[name] = np.ones((num_tokens, L, widths[name]), bool)
         else:
-            masks[name] = _draw_masks(group, densities[name], widths[name], lengths, rngs[name])
+            masks[name] = _draw_masks(group, densities[name], widths[name], lengths,
+                                      structures[name], rngs[name], zeta)
     trace = Trace(model=model, method=stats.method, prompt_len=stats.prompt_len,
                   sequence_lengths=lengths, **masks,
                   source=f"synthetic (calibrated on {stats.source_model})")
     params = {"calibrated_on": stats.source_model, "source_kind": stats.source_kind,
               "source_method_params": stats.method_params, "seed": seed,
+              "structure_seed": structure_seed,
               "requested_density": density,
               "density": round(float(trace.mlp_density().mean()), 6),
               "keep": {k: round(float(v.mean()), 6) for k, v in densities.items()}}

@@ -2,6 +2,7 @@
 and the standard normal distribution it needs (numpy has no erf; memsim/ avoids scipy)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
@@ -9,6 +10,7 @@ import numpy as np
 from memsim.traces.calibrated.statistics import RANK_GRID
 
 THETA_CLIP = 8.0  # |theta| cap: p = 1 - 6e-16 is "always"; keeps scores finite
+MAX_RHO = 0.995  # |rho| cap before the Fisher transform of per-token persistence
 
 
 def norm_cdf(x: np.ndarray) -> np.ndarray:
@@ -67,13 +69,61 @@ def probit_shift(profile: np.ndarray, density: np.ndarray) -> np.ndarray:
     return shifted
 
 
+@dataclass(frozen=True)
+class Coactivation:
+    """Nested co-activation groups, in the generator's (block) column order: at level k,
+    columns c and c' share a group when c // sizes[k] == c' // sizes[k], and the group adds
+    a common component of variance loadings[l, k] to their latent scores (layer l)."""
+
+    sizes: tuple[int, ...]  # (K,) group sizes in columns, each dividing the next
+    loadings: np.ndarray  # (L, K), >= 0, summing to < 1 per layer
+
+    def is_empty(self) -> bool:
+        return not np.any(self.loadings > 0)
+
+
+def combined_normals(shape: tuple[int, int], rng: np.random.Generator,
+                     coactivation: Coactivation | None, out: np.ndarray | None = None
+                     ) -> np.ndarray:
+    """(L, M) float32 standard normals; with co-activation, each column's draw is
+    sqrt(1 - sum_k g_k) (its own) + sum_k sqrt(g_k) (its level-k group's): still N(0, 1)
+    per column, correlated g within a finest group (sums of g over shared levels).
+
+    Speed shortcut: the group draws are added by broadcasting over a reshaped view of the
+    columns (one pass per level); the last group of a level may be partial."""
+    out = rng.standard_normal(shape, dtype=np.float32, out=out)
+    if coactivation is None or coactivation.is_empty():
+        return out
+    L, M = shape
+    g = coactivation.loadings.astype(np.float32)
+    out *= np.sqrt(np.maximum(1.0 - g.sum(axis=1), 0.0))[:, None]
+    for k, size in enumerate(coactivation.sizes):
+        if not np.any(g[:, k] > 0) or size >= M:
+            continue
+        groups = -(-M // size)
+        shared = rng.standard_normal((L, groups), dtype=np.float32)
+        shared *= np.sqrt(g[:, k])[:, None]
+        full = (M // size) * size
+        out[:, :full].reshape(L, M // size, size)[...] += shared[:, :M // size, None]
+        if full < M:
+            out[:, full:] += shared[:, -1:]
+    return out
+
+
 def latent_scores(theta: np.ndarray, rho: np.ndarray, w: np.ndarray, v: np.ndarray,
-                   sequence_lengths: tuple[int, ...],
-                   rng: np.random.Generator) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+                  sequence_lengths: tuple[int, ...], rng: np.random.Generator, *,
+                  coactivation: Coactivation | None = None,
+                  rho_offsets: np.ndarray | None = None
+                  ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Per token, (score, cut): column on when score > cut, the process of the module
     docstring. theta (L, M) or (V, L, M); rho, w (L, 1), (V, 1, 1) or (V, L, 1); v (L,).
     A leading V axis runs V variants on common random numbers (the same draws for all).
     `score` is a buffer overwritten at the next token: use it before asking for another.
+
+    `coactivation` makes every draw (per-sequence offset, initial state, innovations) a
+    `combined_normals` draw: columns of a group share part of their whole process, and each
+    column's own process is unchanged. `rho_offsets` (T, L): token t's persistence in layer
+    l is tanh(atanh(rho) + rho_offsets[t, l]) (still an AR(1) step that keeps N(0, 1)).
 
     Rearranged so a token costs one draw of (L, M) and four passes over the state: with
     b = sqrt(1 - w) a and base = sqrt(w) u - theta / sqrt(1 - v),
@@ -87,20 +137,29 @@ def latent_scores(theta: np.ndarray, rho: np.ndarray, w: np.ndarray, v: np.ndarr
     is_step_in_place = np.broadcast_shapes(step.shape, (L, M)) == (L, M)
     state, score = np.empty(shape, np.float32), np.empty(shape, np.float32)
     noise = np.empty((L, M), np.float32)
+    fisher = None if rho_offsets is None else np.arctanh(np.clip(rho, -MAX_RHO, MAX_RHO))
+    t_global = 0
     for n in sequence_lengths:
-        base = np.sqrt(w) * rng.standard_normal((L, M), dtype=np.float32) - theta / own
-        state[...] = np.sqrt(1 - w) * rng.standard_normal((L, M), dtype=np.float32)
+        base = np.sqrt(w) * combined_normals((L, M), rng, coactivation) - theta / own
+        state[...] = np.sqrt(1 - w) * combined_normals((L, M), rng, coactivation)
         for t in range(n):
             if t:
-                rng.standard_normal(dtype=np.float32, out=noise)
-                state *= rho
-                if is_step_in_place:
-                    noise *= step
-                    state += noise
-                else:
-                    state += step * noise
+                combined_normals((L, M), rng, coactivation, out=noise)
+                if fisher is None:
+                    state *= rho
+                    if is_step_in_place:
+                        noise *= step
+                        state += noise
+                    else:
+                        state += step * noise
+                else:  # this token's own persistence, per layer
+                    offset = rho_offsets[t_global + t].reshape(L, 1)
+                    rho_t = np.tanh(fisher + offset).astype(np.float32)
+                    state *= rho_t
+                    state += (np.sqrt(1 - w) * np.sqrt(1 - rho_t * rho_t)) * noise
             np.add(state, base, out=score)
             yield score, -shift_scale * rng.standard_normal((L, 1), dtype=np.float32)
+        t_global += n
 
 
 def representative_thresholds(profile: np.ndarray, num_columns: int) -> np.ndarray:

@@ -1,0 +1,267 @@
+"""Fidelity of calibrated traces where flash placement decides (issue 12, item 1).
+
+    python benchmarks/calibration_fidelity.py [--data runs/fidelity] [--write-docs]
+
+Per method (DIP d=0.5; DIP-CA d=0.5, gamma 0.3, made with DRAM holding ~30% and ~60% of
+the MLP), real SmolLM2-135M traces of two disjoint splits: `train` (other plays: the
+calibration half) and `test` (held-out plays). The generator is calibrated on the
+calibration half and draws, at SmolLM2-135M's own shape, a calibration-like trace (seed 1)
+and a held-out-like trace (seed 2) of the same synthetic model (structure seed 0). Then, on
+the flagship preset, for a layout built on each calibration half and replayed on its
+held-out half:
+  * flash requests per token, merge gap 0 and 16 KiB, no MLP cache and an LRU cache holding
+    ~50% of the MLP (target: generated within +-15% of real), and the hit rates (+-0.03);
+  * flash-order column runs per token without pages (what sets request counts once a
+    column is as large as a page, as at Phi-3-Medium's widths);
+  * the per-token dependence: novelty (share of a token's kept columns its predecessor did
+    not keep) correlated between a layer's up and down masks and between layers d apart,
+    and the spread of per-token flash requests and time.
+Missing traces are made with `memsim eval` (16 windows of 256 tokens per split, ~4 min each
+on 2 cores). --write-docs puts the tables into docs/calibrated_traces.md.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from memsim.core.schema import to_plain
+from memsim.hw.config import HardwareConfig, load_hw
+from memsim.hw.layouts import build_layout
+from memsim.sim.footprint import Footprint
+from memsim.sim.plan import resident_weight_bytes
+from memsim.sim.simulator import simulate
+from memsim.traces.calibrated import calibrate, generate
+from memsim.traces.calibrated.token_factor import layer_correlations, novelty
+from memsim.traces.model_shape import ModelShape, load_model_shape
+from memsim.traces.trace import Trace
+
+ROOT = Path(__file__).resolve().parent.parent
+DOC = ROOT / "docs" / "calibrated_traces.md"
+MARK_START, MARK_END = "<!-- fidelity:start -->", "<!-- fidelity:end -->"
+WINDOWS, WINDOW_LEN = 16, 256
+SOURCES = {  # name -> (memsim eval flags, DRAM share of the MLP the trace was made with)
+    "dip": (["--method", "dip", "--density", "0.5"], None),
+    "dipca30": (["--method", "dip_ca", "--density", "0.5", "--gamma", "0.3"], 0.30),
+    "dipca60": (["--method", "dip_ca", "--density", "0.5", "--gamma", "0.3"], 0.60),
+}
+LABEL = {"dip": "DIP d=0.5", "dipca30": "DIP-CA d=0.5 (made at ~30% MLP in DRAM)",
+         "dipca60": "DIP-CA d=0.5 (made at ~60% MLP in DRAM)"}
+LAYOUTS = ("identity", "frequency", "coactivation")
+CACHES = (0.0, 0.5)  # share of the MLP the LRU cache holds
+GAPS_KIB = (0, 16)
+REQUEST_TOL, HIT_TOL = 0.15, 0.03
+
+
+def dram_for_cache(hw: HardwareConfig, model: ModelShape, kv_tokens: int,
+                   share: float) -> float:
+    """DRAM (GB) that leaves `share` of the MLP as cache after the resident weights and a
+    KV cache of `kv_tokens` (memsim/sim/plan.py's split)."""
+    fp = Footprint.of(model, hw, 0, 0)
+    L = model.num_hidden_layers
+    kv = kv_tokens * fp.kv_bytes_per_token_per_layer * L
+    return (resident_weight_bytes(hw, model, fp) + kv + share * L * fp.mlp_bytes_per_layer
+            + 1.0) / 1e9
+
+
+def with_settings(hw: HardwareConfig, layout: str | None, gap_kib: float,
+                  capacity_gb: float) -> HardwareConfig:
+    flash = dataclasses.replace(hw.flash, layout=layout, merge_gap_KiB=gap_kib)
+    return dataclasses.replace(hw, flash=flash,
+                               dram=dataclasses.replace(hw.dram, capacity_GB=capacity_gb))
+
+
+def ensure_traces(data: Path, name: str) -> tuple[Path, Path]:
+    """(calibration, held-out) trace paths, made with `memsim eval` when missing."""
+    flags, share = SOURCES[name]
+    paths = []
+    for split in ("train", "test"):
+        out = data / f"smol_{name}_{split}"
+        if not (out / "trace.npz").is_file():
+            cmd = [sys.executable, "-m", "memsim", "eval", *flags, "--split", split,
+                   "--windows", str(WINDOWS), "--out", str(out), "--no-progress"]
+            if share is not None:
+                cmd += ["--hw", str(_hw_file(data, share))]
+            print("making", out, flush=True)
+            subprocess.run(cmd, check=True)
+        paths.append(out / "trace.npz")
+    return paths[0], paths[1]
+
+
+def _hw_file(data: Path, share: float) -> Path:
+    """The flagship preset with DRAM holding `share` of SmolLM2's MLP (256-token windows)."""
+    hw = load_hw("flagship")
+    capacity = dram_for_cache(hw, load_model_shape("smollm2-135m"), WINDOW_LEN, share)
+    plain = to_plain(with_settings(hw, None, 0, round(capacity, 4)))
+    path = data / f"flagship_mlp{round(share * 100)}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(plain, sort_keys=False))
+    return path
+
+
+def column_runs(trace: Trace, layout) -> dict[str, float]:
+    """Flash-order runs of used columns per token (no pages), per mask group."""
+    out = {}
+    for group in trace.groups():
+        order = layout.orders[group.name]
+        mask = group.bits.unpack()
+        runs = 0
+        for layer in range(trace.num_layers):
+            m = mask[:, layer, order[layer]]
+            runs += int(m[:, 0].sum() + (m[:, 1:] & ~m[:, :-1]).sum())
+        out[group.name] = runs / trace.num_tokens
+    return out
+
+
+def dependence(trace: Trace, result) -> dict[str, float]:
+    """Per-token dependence figures of one trace (and one simulation of it)."""
+    series = {name: novelty(trace.mask(name), trace.sequence_lengths) for name in ("up", "down")}
+    out = {}
+    for name, values in series.items():
+        corr = layer_correlations(values)
+        for d in (1, 5):
+            out[f"{name} novelty corr, layers {d} apart"] = float(np.mean(np.diagonal(corr, d)))
+    up, down = (s - s.mean(axis=0) for s in (series["up"], series["down"]))
+    cross = (up * down).mean(axis=0) / np.maximum(up.std(axis=0) * down.std(axis=0), 1e-30)
+    out["up vs down novelty corr, same layer"] = float(cross.mean())
+    requests = np.asarray(result.per_token["flash_requests"])
+    times = np.asarray(result.per_token["time_s"])
+    out["per-token flash requests, CV"] = float(requests.std() / requests.mean())
+    out["per-token time p99 / median"] = float(np.quantile(times, 0.99) / np.median(times))
+    return out
+
+
+def evaluate(cal: Trace, held: Trace, tag: str, work: Path) -> dict:
+    """All figures for one (calibration, held-out) pair."""
+    hw = load_hw("flagship")
+    out = {"requests": {}, "hit_rate": {}, "runs": {}}
+    kv_tokens = held.prompt_len + max(held.sequence_lengths)
+    for method in LAYOUTS:
+        layout = build_layout(cal, method)
+        path = layout.save(work / f"layout_{tag}_{method}.npz")
+        out["runs"][method] = column_runs(held, layout)
+        for share in CACHES:
+            for gap in GAPS_KIB:
+                capacity = dram_for_cache(hw, held.model, kv_tokens, share)
+                result = simulate(with_settings(hw, str(path), gap, capacity), None, held)
+                key = f"{method}|{share}|{gap}"
+                out["requests"][key] = result.flash_requests_per_token
+                out["hit_rate"][key] = result.hit_rate
+                if method == "coactivation" and share == 0.5 and gap == 0:
+                    out["dependence"] = dependence(held, result)
+    return out
+
+
+def run_source(name: str, data: Path, work: Path) -> dict:
+    cal_path, held_path = ensure_traces(data, name)
+    cal, held = Trace.load(cal_path), Trace.load(held_path)
+    start = time.perf_counter()
+    stats = calibrate(cal)
+    calibrate_s = time.perf_counter() - start
+    stats.save(work / f"stats_{name}.json")
+    out = {"real": evaluate(cal, held, f"{name}_real", work)}
+    for kind, statistics in (("generated", stats), ("no structure", without_structure(stats))):
+        start = time.perf_counter()
+        gen_cal = generate(statistics, cal.model, cal.num_tokens, seed=1,
+                           num_sequences=len(cal.sequence_lengths))
+        gen_held = generate(statistics, held.model, held.num_tokens, seed=2,
+                            num_sequences=len(held.sequence_lengths))
+        if kind == "generated":
+            out["generate_s"] = time.perf_counter() - start
+        out[kind] = evaluate(gen_cal, gen_held, f"{name}_{kind.replace(' ', '_')}", work)
+    return {**out, "calibrate_s": calibrate_s,
+            "fitted": {"novelty_shared": stats.novelty_shared,
+                       "novelty_depth_corr": stats.novelty_depth_corr,
+                       "novelty_mask_corr": stats.novelty_mask_corr}}
+
+
+def without_structure(stats):
+    """The same statistics with no co-activation and no token factor (the generator before
+    issue 12, but one synthetic model across seeds): what the structure buys."""
+    groups = {k: dataclasses.replace(g, coactivation=np.zeros_like(g.coactivation),
+                                     novelty_scale=np.zeros_like(g.novelty_scale))
+              for k, g in stats.groups.items()}
+    return dataclasses.replace(stats, groups=groups, novelty_shared=0.0,
+                               novelty_depth_corr=0.0)
+
+
+def tables(results: dict) -> list[str]:
+    lines = []
+    met = failed = 0
+    for name, r in results.items():
+        real, gen = r["real"], r["generated"]
+        lines += [f"**{LABEL[name]}** (calibrate {r['calibrate_s']:.0f} s, generate both "
+                  f"traces {r['generate_s']:.0f} s)", "",
+                  "| layout (built on the calibration half) | MLP cache | merge gap | "
+                  "requests/token real | generated | ratio | no structure: ratio | "
+                  "hit rate real | generated | diff |", "|---|---|---|---|---|---|---|---|---|---|"]
+        for key, real_req in real["requests"].items():
+            method, share, gap = key.split("|")
+            gen_req = gen["requests"][key]
+            ratio = gen_req / real_req
+            diff = gen["hit_rate"][key] - real["hit_rate"][key]
+            ok = abs(ratio - 1) <= REQUEST_TOL and abs(diff) <= HIT_TOL
+            if method == "coactivation":  # the issue's target
+                met, failed = met + ok, failed + (not ok)
+            cache = "none" if float(share) == 0 else f"LRU {float(share):.0%}"
+            flag = "" if ok else " **(outside)**"
+            bare = r["no structure"]["requests"][key] / real_req
+            lines.append(f"| {method} | {cache} | {gap} KiB | {real_req:.1f} | {gen_req:.1f} | "
+                         f"{ratio:.3f}{flag} | {bare:.3f} | {real['hit_rate'][key]:.3f} | "
+                         f"{gen['hit_rate'][key]:.3f} | {diff:+.3f} |")
+        lines += ["", "| column runs per token (no pages, held-out) | real | generated | ratio | "
+                  "no structure: ratio |", "|---|---|---|---|---|"]
+        for method in LAYOUTS:
+            for group, value in real["runs"][method].items():
+                g = gen["runs"][method][group]
+                bare = r["no structure"]["runs"][method][group]
+                lines.append(f"| {method}, {group} | {value:.0f} | {g:.0f} | {g / value:.3f} | "
+                             f"{bare / value:.3f} |")
+        lines += ["", "| per-token dependence (held-out, coactivation layout, LRU 50%, gap 0) "
+                  "| real | generated | no structure |", "|---|---|---|---|"]
+        for key, value in real["dependence"].items():
+            lines.append(f"| {key} | {value:.3f} | {gen['dependence'][key]:.3f} | "
+                         f"{r['no structure']['dependence'][key]:.3f} |")
+        lines.append("")
+    lines.insert(0, f"Coactivation rows within the target (requests +-{REQUEST_TOL:.0%} and hit "
+                    f"rate +-{HIT_TOL}): {met} of {met + failed}.\n")
+    return lines
+
+
+def write_docs(lines: list[str], command: str) -> None:
+    text = DOC.read_text()
+    start, end = text.index(MARK_START), text.index(MARK_END)
+    body = "\n".join([MARK_START, f"Generated by `{command}`.", ""] + lines + [MARK_END])
+    DOC.write_text(text[:start] + body + text[end + len(MARK_END):])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default="runs/fidelity", help="folder of the real traces "
+                        "(smol_<source>_<split>/trace.npz); missing ones are made there")
+    parser.add_argument("--out", default="runs/fidelity/results")
+    parser.add_argument("--sources", nargs="+", default=list(SOURCES), choices=list(SOURCES))
+    parser.add_argument("--write-docs", action="store_true")
+    args = parser.parse_args()
+    work = Path(args.out)
+    work.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    results = {name: run_source(name, Path(args.data), work) for name in args.sources}
+    (work / "fidelity.json").write_text(json.dumps(results, indent=1))
+    lines = tables(results)
+    print("\n".join(lines))
+    print(f"total {time.perf_counter() - start:.0f} s")
+    if args.write_docs:
+        write_docs(lines, "python benchmarks/calibration_fidelity.py --write-docs")
+        print(f"wrote {DOC}")
+
+
+if __name__ == "__main__":
+    main()
