@@ -38,6 +38,7 @@ from memsim.hw.config import HardwareConfig, hw_from_dict, load_hw
 METHODS = ("dense", "glu", "cats", "dip", "dip_ca")  # workloads/masks registers these
 SYNTHETIC_METHODS = ("dense", "dip")
 SHORT_AXES = {"cache.": "hw.cache."}  # `cache.impl` == `hw.cache.impl`
+LAYOUT_AXIS = "hw.flash.layout"  # a file path: a relative one is taken from the sweep file
 # (floor, floor itself reachable, what is read densely): the lowest MLP density a method can
 # reach (PAPER.md section 3): GLU computes W_up and W_gate densely, CATS computes W_gate.
 DENSE_READ_FLOOR = {"glu": (2 / 3, True, "W_up and W_gate"), "cats": (1 / 3, False, "W_gate")}
@@ -148,8 +149,18 @@ def sweep_from_dict(data: Any, *, source: str = "<api>", root: Path = Path("."))
     if not isinstance(axes, dict) or any(not isinstance(v, list) or not v for v in axes.values()):
         raise ConfigError("axes map an axis name to a non-empty list of values", source=source,
                           key_path="axes")
+    axes = {_canonical_axis(k): v for k, v in axes.items()}
+    if isinstance(axes.get(LAYOUT_AXIS), list):  # relative to the sweep file, like base.hw
+        axes[LAYOUT_AXIS] = [str((root / v).resolve()) if isinstance(v, str)
+                             and not Path(v).is_absolute() else v for v in axes[LAYOUT_AXIS]]
+        for value in axes[LAYOUT_AXIS]:
+            if isinstance(value, str) and not Path(value).is_file():
+                raise ConfigError(f"no such layout file {value!r}", source=source,
+                                  key_path=f"axes.{LAYOUT_AXIS}",
+                                  allowed="a .npz written by `memsim layout build` (a path "
+                                          "relative to the sweep file), or null")
     spec_ = SweepSpec(str(data.get("name", Path(source).stem)), source, to_plain(hw), base,
-                      {_canonical_axis(k): v for k, v in axes.items()})
+                      axes)
     point_fields = {f.name for f in dataclasses.fields(PointSpec)}
     for axis in spec_.axes:
         if not axis.startswith("hw.") and axis.split(".")[0] not in point_fields:
