@@ -1,4 +1,4 @@
-"""`memsim hw {validate, list, keys}`: hardware configs."""
+"""`memsim hw {validate, list, show, keys}`: hardware configs."""
 from __future__ import annotations
 
 from memsim.cli import COMMANDS, Command
@@ -13,6 +13,9 @@ class Hw(Command):
         v = hw_sub.add_parser("validate", help="check a hardware YAML file")
         v.add_argument("file")
         hw_sub.add_parser("list", help="list the presets in hw_configs/")
+        show = hw_sub.add_parser("show", help="print a preset's YAML (a start for your own: "
+                                              "memsim hw show flagship > my_phone.yaml)")
+        show.add_argument("preset")
         hw_sub.add_parser("keys", help="print every YAML key with its unit and range (markdown)")
 
     def run(self, args) -> int:
@@ -22,6 +25,8 @@ class Hw(Command):
             hw = load_hw(args.file)
             print(f"{args.file}: ok ({hw.name}; flash {hw.flash.impl}, "
                   f"DRAM {hw.dram.capacity_GB} GB, cache {hw.cache.impl})")
+        elif args.hw_command == "show":
+            print(preset_text(args.preset), end="")
         elif args.hw_command == "list":
             for name in list_presets():
                 print(f"{name:20s} {load_hw(name).description}")
@@ -29,3 +34,16 @@ class Hw(Command):
             from memsim.hw.keys_doc import keys_markdown
             print(keys_markdown(HardwareConfig))
         return 0
+
+
+def preset_text(name: str) -> str:
+    """A preset's YAML file as written (comments citing its figures included)."""
+    from memsim.core.errors import ConfigError
+    from memsim.hw import list_presets
+    from memsim.hw.config import PRESET_DIR
+
+    path = PRESET_DIR / f"{name}.yaml"
+    if name not in list_presets() or not path.is_file():
+        raise ConfigError(f"no preset {name!r}", source="<cli>", key_path="preset",
+                          allowed=", ".join(list_presets()))
+    return path.read_text()
