@@ -28,6 +28,16 @@ def drawn(tmp_path_factory):
     return make_plots(out, out / "plots", ppl_tolerance=0.1), read_results(out)
 
 
+def test_make_plots_writes_png_and_svg_of_every_figure_in_order(drawn):
+    files, _ = drawn
+    assert list(files) == ["throughput_vs_perplexity", "tokens_per_s_vs_dram",
+                           "hit_rate_vs_dram", "time_breakdown", "dram_at_matched_perplexity"]
+    assert not files.skipped
+    for paths in files.values():
+        assert [p.suffix for p in paths] == [".png", ".svg"]
+        assert all(p.is_file() and p.stat().st_size > 1000 for p in paths)
+
+
 def _rows_named(table, label: str) -> np.ndarray:
     """The rows a legend label names: "DIP (d=0.5, Belady, upper bound), perplexity 20.08"
     -> method dip, density 0.5, cache belady (parsed here, independently of the figures)."""

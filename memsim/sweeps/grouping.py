@@ -99,8 +99,8 @@ class Series:
     order: tuple[str, ...]  # series keys: paper's method order, then by setting
     labels: dict[str, str]  # key -> legend text
     methods: dict[str, str]  # key -> method
-    style_index: dict[str, int]  # key -> its rank among its method's series (line style)
-    oracle: dict[str, bool]  # key -> its cache policy is an oracle
+    style_index: dict[str, int]  # key -> line style: rank of its non-cache settings
+    oracle: dict[str, bool]  # key -> its cache policy is an oracle (drawn hollow)
 
     def subset(self, keep: np.ndarray) -> "Series":
         """The same series, for the rows `keep` selects (labels unchanged)."""
@@ -115,12 +115,11 @@ def series_of(table: Table) -> Series:
     methods = table["method"].astype(str)
     settings = setting_columns(table)
     keys, oracles = np.empty(len(table), dtype=object), is_oracle(table)
-    labels, method_of, sort_key, oracle = {}, {}, {}, {}
+    labels, method_of, sort_key, oracle, look = {}, {}, {}, {}, {}
     for method in set(methods.tolist()):
         here = np.flatnonzero(methods == method)
         varying = _splitting_columns(table, settings, here)
-        if oracles[here].all() and not any(c.endswith("cache.impl") or c == "cache_impl"
-                                           for c in varying):
+        if oracles[here].all() and not any(map(_is_cache, varying)):
             varying.append("cache_impl")  # an oracle is always said
         for i in here:
             values = tuple((c, _value(table, c, i)) for c in varying)
@@ -132,11 +131,23 @@ def series_of(table: Table) -> Series:
                 sort_key[key] = (_method_rank(method), method,
                                  tuple(_value_rank(c, v) for c, v in values))
                 oracle[key] = bool(oracles[i])  # a varying policy is a setting: one per series
+                look[key] = (method, tuple(v for c, v in values if not _is_cache(c)))
     order = tuple(sorted(labels, key=lambda k: sort_key[k]))
-    style = {}
+    return Series(keys, order, labels, method_of, _style_ranks(order, look), oracle)
+
+
+def _style_ranks(order: tuple[str, ...], look: dict[str, tuple]) -> dict[str, int]:
+    """Per series, the rank of its settings other than the cache policy among its method's
+    (density 0.3 -> 0, 0.5 -> 1): series that differ only in policy share a line style."""
+    ranks: dict[tuple, int] = {}
     for key in order:
-        style[key] = sum(1 for k in style if method_of[k] == method_of[key])
-    return Series(keys, order, labels, method_of, style, oracle)
+        method = look[key][0]
+        ranks.setdefault(look[key], sum(1 for other in ranks if other[0] == method))
+    return {key: ranks[look[key]] for key in order}
+
+
+def _is_cache(column: str) -> bool:
+    return column in ("cache_impl", "hw.cache.impl")
 
 
 def setting_columns(table: Table) -> list[str]:

@@ -49,7 +49,8 @@ def _columns(table: Table) -> tuple[list[tuple], list[str]]:
     if "flash_bytes_per_token" in table:
         flash = numbers(table, "flash_bytes_per_token")
         flash_unit = byte_unit(flash)
-        columns.append((f"flash {flash_unit.name}/token", flash_unit.of(flash), _number(".2f")))
+        digits = ".3f" if flash_unit.name == "GB" else ".2f"  # ~1 MB either way
+        columns.append((f"flash {flash_unit.name}/token", flash_unit.of(flash), _number(digits)))
     return columns, notes
 
 

@@ -37,11 +37,12 @@ class Line:
     key: str  # series key (memsim.sweeps.grouping), also the artists' gid
     label: str  # legend text
     method: str  # picks the colour and marker
-    style_index: int  # picks the line style among the method's series
+    style_index: int  # picks the line style (its settings other than the cache policy)
     x: np.ndarray
     y: np.ndarray
     point_ids: tuple[str, ...]  # the row of each (x, y)
     sizes: np.ndarray | None = None  # marker areas (pt²) when size encodes the DRAM size
+    is_oracle: bool = False  # an offline cache policy (Belady): hollow markers, thinner line
 
 
 @dataclass(frozen=True)

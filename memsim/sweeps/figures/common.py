@@ -29,7 +29,8 @@ def line_panels(table: Table, series: Series, x: np.ndarray, y: np.ndarray,
             panel.lines.append(Line(key, series.labels[key], series.methods[key],
                                     series.style_index[key], x[index], y[index],
                                     tuple(ids[index].tolist()),
-                                    None if sizes is None else sizes[index]))
+                                    None if sizes is None else sizes[index],
+                                    series.oracle[key]))
         out.append(panel)
     return out
 

@@ -10,12 +10,15 @@ left out (an oracle is no method a phone can run).
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from memsim.core.errors import ConfigError
 from memsim.sweeps.figures.base import FigureData, Line, PlotOptions, Skip, figure, \
     needs_log_scale, title
 from memsim.sweeps.figures.common import dram_label, line_panels
+from memsim.sweeps.figures.throughput_vs_perplexity import NO_PERPLEXITY
 from memsim.sweeps.grouping import context_line, dram_unit, dram_values, finite_rows, \
     is_oracle, method_label, ordered_panels, panel_keys, series_of
 from memsim.sweeps.table import Table
@@ -26,6 +29,8 @@ from memsim.sweeps.table import Table
 def dram_at_matched_perplexity(table: Table, options: PlotOptions) -> FigureData:
     tolerance = check_tolerance(options.ppl_tolerance)
     rows, _ = finite_rows(table, ("perplexity", "tokens_per_s", "capacity_GB"))
+    if not len(rows):
+        raise Skip(NO_PERPLEXITY)
     rows = rows.select(~is_oracle(rows))
     panels = panel_keys(rows)
     references = _dense_perplexity(rows, panels)
@@ -88,5 +93,4 @@ def _with_perplexity(line: Line, perplexity: dict[str, float]) -> Line:
     values = [perplexity[pid] for pid in line.point_ids]
     low, high = f"{min(values):.2f}", f"{max(values):.2f}"
     span = low if low == high else f"{low}–{high}"
-    return Line(line.key, f"{line.label}, perplexity {span}", line.method, line.style_index,
-                line.x, line.y, line.point_ids, line.sizes)
+    return dataclasses.replace(line, label=f"{line.label}, perplexity {span}")

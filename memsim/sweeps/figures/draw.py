@@ -1,7 +1,7 @@
 """Drawing a FigureData on an Agg canvas (no display), saved as PNG and SVG.
 
-Colour and marker name the method (dense, the reference, in black), line style the setting
-within it. Every drawn artist carries a gid naming what it shows (`line:<series key>`,
+Colour and marker name the method (dense, the reference, in black), line style its setting
+(density, ...), hollow markers an offline cache policy (Belady). Every drawn artist carries a gid naming what it shows (`line:<series key>`,
 `points:<key>`, `ref:<key>`, `front`, `bar:<part>:<point_id>`, `total:<point_id>`), so tests
 read figures back from the artists (or the SVG, where gids become ids). All panels of a
 figure share their axes' scales so they compare by eye; legends sit outside the axes.
@@ -127,8 +127,12 @@ def method_marker(method: str) -> str:
 
 
 def line_style(line: Line) -> dict:
-    return {"color": method_color(line.method), "marker": method_marker(line.method),
-            "ls": LINE_STYLES[line.style_index % len(LINE_STYLES)], "lw": 1.8, "ms": 6}
+    """Colour and marker: the method; line style: its other settings; hollow: an oracle."""
+    style = {"color": method_color(line.method), "marker": method_marker(line.method),
+             "ls": LINE_STYLES[line.style_index % len(LINE_STYLES)], "lw": 1.8, "ms": 6}
+    if line.is_oracle:
+        style.update(mfc="white", lw=1.1)
+    return style
 
 
 # ---------------------------------------------------------------------- lines
@@ -140,9 +144,10 @@ def _draw_lines(ax, panel: Panel, handles: dict) -> None:
         else:  # the line without markers, the markers sized by DRAM on top
             ax.plot(line.x, line.y, label=line.label, gid=f"line:{line.key}",
                     **{**style, "marker": "none"})
-            ax.scatter(line.x, line.y, s=line.sizes, color=style["color"],
-                       marker=style["marker"], zorder=3, gid=f"points:{line.key}",
-                       edgecolors="white", linewidths=0.5)
+            ax.scatter(line.x, line.y, s=line.sizes, marker=style["marker"], zorder=3,
+                       facecolors="white" if line.is_oracle else style["color"],
+                       edgecolors=style["color"] if line.is_oracle else "white",
+                       linewidths=1.0 if line.is_oracle else 0.5, gid=f"points:{line.key}")
         handles.setdefault(line.label, Line2D([], [], **style))
     for i, ref in enumerate(panel.references):
         style = {"color": "#777777", "lw": 1.0, "ls": REFERENCE_STYLES[i % 3]}

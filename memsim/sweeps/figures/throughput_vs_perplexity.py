@@ -18,6 +18,8 @@ from memsim.sweeps.grouping import context_line, dram_unit, dram_values, finite_
 from memsim.sweeps.table import Table
 
 FRONT_LABEL = "Pareto front (best trade-offs)"
+NO_PERPLEXITY = "no row has a perplexity (synthetic traces carry none; `trace.source: model` " \
+    "gives one)"
 
 
 @figure("throughput_vs_perplexity", order=1,
@@ -25,8 +27,7 @@ FRONT_LABEL = "Pareto front (best trade-offs)"
 def throughput_vs_perplexity(table: Table, options: PlotOptions) -> FigureData:
     rows, notes = finite_rows(table, ("perplexity", "tokens_per_s", "capacity_GB"))
     if not len(rows):
-        raise Skip("no row has a perplexity (synthetic traces carry none; "
-                   "`trace.source: model` gives one)")
+        raise Skip(NO_PERPLEXITY)
     unit = dram_unit(rows)
     dram = dram_values(rows, unit)
     areas, area_of = marker_areas(dram)
