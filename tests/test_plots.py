@@ -250,6 +250,16 @@ def test_matched_perplexity_label_gives_the_range_of_its_own_points(tmp_path):
     assert "DIP-CA, perplexity 20.09–20.50" in labels
 
 
+def test_matched_line_does_not_bridge_a_dram_size_outside_the_tolerance():
+    rows = [{**r, "perplexity": {1.0: 20.05, 2.0: 20.5, 4.0: 20.09}[r["capacity_GB"]]}
+            if r["method"] == "dip_ca" else r for r in realizable_rows()]
+    data = _data(rows, ppl_tolerance=0.1).data["dram_at_matched_perplexity"]
+    (dip_ca,) = [line for line in data.lines() if line.method == "dip_ca"]
+    assert dip_ca.point_ids == ("dip_ca-0.5-lru-1", "dip_ca-0.5-lru-4")
+    assert dip_ca.joined == (False,)
+    assert all(all(line.joined) for line in data.lines() if line.method != "dip_ca")
+
+
 def test_matched_perplexity_is_skipped_when_no_method_gets_there(tmp_path):
     rows = [r for r in realizable_rows() if r["method"] in ("dense", "glu")]
     files = _data(rows, ppl_tolerance=0.1)

@@ -16,22 +16,34 @@ def _progress(**counts) -> SweepProgress:
     return bar
 
 
-def test_no_time_left_until_every_kind_still_to_run_was_measured():
+def test_time_left_is_given_only_for_kinds_already_timed():
     bar = _progress(evaluation=4, simulation=10)
     assert bar.seconds_left() is None
+    assert bar.status().endswith("time left: known once one task of each kind is done")
     bar.done("evaluation", 40.0)
-    assert bar.seconds_left() is None  # simulations not measured: no guess from evaluations
-    assert "time left: known after the first of each kind" in bar.status()
+    assert bar.seconds_left() is None  # simulations untimed: no guess from evaluations
+    assert bar.status() == ("1/4 model evaluations, 0/10 simulations; ~1 min 00 s for the "
+                            "model evaluations, then 10 simulations (not yet timed)")
     bar.done("simulation", 2.0)
     assert bar.seconds_left() == pytest.approx((3 * 40.0 + 9 * 2.0) / 2)
+    assert bar.status().endswith("~1 min 09 s left")
 
 
-def test_fill_is_weighted_by_the_measured_cost_of_each_kind():
+def test_a_kinds_cost_is_its_latest_tasks_so_one_time_loading_fades_out():
+    bar = _progress(evaluation=6)  # two workers: the last two timings count
+    for seconds in (100.0, 100.0, 40.0, 44.0):
+        bar.done("evaluation", seconds)
+    assert bar.timed("evaluation") == pytest.approx(42.0)
+    assert bar.seconds_left() == pytest.approx(2 * 42.0 / 2)
+
+
+def test_fill_is_weighted_by_measured_costs_and_a_prior_for_untimed_kinds():
     bar = _progress(evaluation=2, simulation=10)
     bar.done("evaluation", 30.0)
-    bar.done("simulation", 1.0)
-    # done: 30 + 1 of 2 * 30 + 10 * 1 seconds of work
-    assert bar.fraction_done() == pytest.approx(31 / 70)
+    # simulations untimed: each weighs 1/30 of an evaluation (PRIOR_COST), i.e. 1 s
+    assert bar.fraction_done() == pytest.approx(30 / 70)
+    bar.done("simulation", 3.0)
+    assert bar.fraction_done() == pytest.approx(33 / 90)
     assert bar.status().startswith("1/2 model evaluations, 1/10 simulations")
 
 

@@ -1,12 +1,14 @@
 """One progress bar per sweep that tells the truth, and silence in the workers.
 
 A sweep mixes tasks whose costs differ by orders of magnitude: a real model evaluation takes
-tens of seconds, a simulation about one. The bar's fill is weighted by each kind's measured
-mean duration (until a kind is measured it weighs as much as the mean of those measured, or
-1), and the time left is shown only once every kind still to run has been measured, so the
-first estimate is not one taken from the wrong kind of task. Task counts per kind are shown
-beside the bar. Workers never draw bars: `quiet_worker` silences tqdm (and so transformers'
-and huggingface_hub's bars) in the process that runs a task.
+tens of seconds, a simulation a second or two. Each kind of task is timed as it finishes
+(the mean of its last `workers` tasks, so a worker's one-time model loading fades out) and
+the bar's fill is weighted by those costs; a kind not yet timed is weighed by PRIOR_COST
+relative to the kinds that are. The time left is shown only for kinds already timed: "~2 min
+10 s for the model evaluations, then 18 simulations (not yet timed)" until every kind still
+to run has been timed, so no estimate is taken from the wrong kind of task. Workers never
+draw bars: `run_task` silences tqdm (and so transformers' and huggingface_hub's bars) in the
+process that runs the task.
 Ignores: tasks in flight (counted as not started), unequal costs within one kind.
 """
 from __future__ import annotations
@@ -19,7 +21,11 @@ from typing import Any, Callable
 from tqdm import tqdm
 
 KIND_NAMES = {"evaluation": "model evaluations", "trace": "synthetic traces",
-              "simulation": "simulations"}
+              "reference": "references", "simulation": "simulations"}
+# relative cost of a task kind before it is timed: SmolLM2, 8 windows of 256 tokens, on the
+# 2-core development machine: an evaluation ~45 s, a point's simulation ~1.5 s, a synthetic
+# trace ~1 s, the dense references ~0.1 s (they replay one window, no cache)
+PRIOR_COST = {"evaluation": 30.0, "trace": 0.7, "reference": 0.07, "simulation": 1.0}
 BAR_FORMAT = "{desc}: {percentage:3.0f}%|{bar}| [{elapsed}{postfix}]"
 
 
@@ -50,12 +56,18 @@ class SweepProgress:
         self.bar.close()
 
     # ------------------------------------------------------------------ estimates
+    def timed(self, kind: str) -> float | None:
+        """Seconds per `kind` task: the mean of its last `workers` timings; None if untimed."""
+        recent = self.seconds.get(kind, [])[-self.workers:]
+        return sum(recent) / len(recent) if recent else None
+
     def weight(self, kind: str) -> float:
-        """Mean seconds of a `kind` task, measured; else the mean over measured kinds, or 1."""
-        if self.seconds.get(kind):
-            return sum(self.seconds[kind]) / len(self.seconds[kind])
-        measured = [sum(v) / len(v) for v in self.seconds.values() if v]
-        return sum(measured) / len(measured) if measured else 1.0
+        """A kind's cost per task: timed, else its prior scaled by the timed kinds' ratio."""
+        timed = self.timed(kind)
+        if timed is not None:
+            return timed
+        scales = [self.timed(k) / PRIOR_COST.get(k, 1.0) for k in self.seconds if self.seconds[k]]
+        return PRIOR_COST.get(kind, 1.0) * (sum(scales) / len(scales) if scales else 1.0)
 
     def fraction_done(self) -> float:
         total = sum(n * self.weight(k) for k, n in self.total.items())
@@ -63,19 +75,31 @@ class SweepProgress:
         return done / total if total else 1.0
 
     def seconds_left(self) -> float | None:
-        """Time left on `workers` workers, or None while a kind still to run is unmeasured."""
-        left = {k: self.total[k] - self.finished[k] for k in self.total}
-        if any(n and not self.seconds.get(k) for k, n in left.items()):
+        """Time left on `workers` workers, or None while a kind still to run is untimed."""
+        left = self._left()
+        if any(self.timed(k) is None for k in left):
             return None
-        return sum(n * self.weight(k) for k, n in left.items()) / self.workers
+        return sum(n * self.timed(k) for k, n in left.items()) / self.workers
 
     def status(self) -> str:
         counts = ", ".join(f"{self.finished[k]}/{n} {KIND_NAMES.get(k, k)}"
                            for k, n in self.total.items())
-        left = self.seconds_left()
-        if left is None:
-            return f"{counts}; time left: known after the first of each kind"
-        return f"{counts}; ~{_duration(left)} left" if left > 0 else counts
+        left = self._left()
+        timed = {k: n for k, n in left.items() if self.timed(k) is not None}
+        untimed = [f"{n} {KIND_NAMES.get(k, k)}" for k, n in left.items() if k not in timed]
+        if not left:
+            return counts
+        if not timed:
+            return f"{counts}; time left: known once one task of each kind is done"
+        seconds = sum(n * self.timed(k) for k, n in timed.items()) / self.workers
+        if not untimed:
+            return f"{counts}; ~{_duration(seconds)} left"
+        names = " and ".join(KIND_NAMES.get(k, k) for k in timed)
+        return (f"{counts}; ~{_duration(seconds)} for the {names}, then "
+                f"{' and '.join(untimed)} (not yet timed)")
+
+    def _left(self) -> dict[str, int]:
+        return {k: n - self.finished[k] for k, n in self.total.items() if n > self.finished[k]}
 
     def _refresh(self) -> None:
         self.bar.n = round(self.fraction_done(), 6)

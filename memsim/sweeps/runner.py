@@ -46,7 +46,7 @@ class SweepReport:
 
 @dataclass(frozen=True)
 class _Task:
-    kind: str  # "evaluation", "trace" or "simulation": weighs the progress bar
+    kind: str  # "evaluation", "trace", "reference" or "simulation": weighs the progress bar
     fn: Callable
     args: tuple
     name: str  # for failure messages
@@ -63,7 +63,7 @@ def run_sweep(sweep: SweepSpec, out_dir: str | Path, *, executor: str = "local",
     atomic_write_text(out / "dropped.json", json.dumps(
         [{"axes": v, "reason": r} for v, r in dropped], indent=2, default=str))
     jobs = {p.point_id: trace_job(p) for p in points}
-    first = [*_trace_tasks(points, jobs, out), *_reference_tasks(points, out)]
+    first = [*_reference_tasks(points, out), *_trace_tasks(points, jobs, out)]
     todo_points = [p for p in points if not (out / "points" / p.point_id / ROW_FILE).exists()]
     done_before = len(points) - len(todo_points)
     if echo is not None and done_before:
@@ -100,7 +100,7 @@ def _trace_tasks(points: list[SweepPoint], jobs: dict, out: Path) -> list[_Task]
 def _reference_tasks(points: list[SweepPoint], out: Path) -> list[_Task]:
     """A task per phone whose references are not yet simulated."""
     jobs = {reference_id(j): j for j in map(reference_job, points)}
-    return [_Task("simulation", simulate_references, (j, str(out / "references" / r)),
+    return [_Task("reference", simulate_references, (j, str(out / "references" / r)),
                   f"reference {r}")
             for r, j in jobs.items() if not (out / "references" / r / REFERENCE_FILE).exists()]
 

@@ -43,6 +43,7 @@ class Line:
     point_ids: tuple[str, ...]  # the row of each (x, y)
     sizes: np.ndarray | None = None  # marker areas (pt²) when size encodes the DRAM size
     is_oracle: bool = False  # an offline cache policy (Belady): hollow markers, thinner line
+    joined: tuple[bool, ...] | None = None  # per gap between points: drawn (None: all are)
 
 
 @dataclass(frozen=True)

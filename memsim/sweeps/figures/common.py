@@ -9,7 +9,7 @@ from memsim.sweeps.figures.base import Line, Panel
 from memsim.sweeps.grouping import Series, ordered_panels, panel_keys
 from memsim.sweeps.table import Table
 
-MIN_AREA, MAX_AREA = 16.0, 220.0  # marker areas (pt²) of the smallest and largest DRAM size
+MIN_AREA, MAX_AREA = 25.0, 220.0  # marker areas (pt²) of the smallest and largest DRAM size
 MAX_SIZE_KEY = 7  # entries in the DRAM size key; more sizes show a spread of them
 
 

@@ -42,6 +42,7 @@ def dram_at_matched_perplexity(table: Table, options: PlotOptions) -> FigureData
     if not (matched & (rows["method"] != "dense")).any():
         raise Skip(f"no method comes within {tolerance:g} of dense's perplexity "
                    f"({_said(references)}); best: {', '.join(unmatched)}")
+    sizes = _sizes_by_series(rows, panels)
     series = series_of(rows).subset(matched)
     rows, panels = rows.select(matched), panels[matched]
     unit = dram_unit(rows)
@@ -49,7 +50,9 @@ def dram_at_matched_perplexity(table: Table, options: PlotOptions) -> FigureData
     drawn = line_panels(rows, series, dram, rows["tokens_per_s"], dram)
     perplexity = dict(zip(rows["point_id"].astype(str), rows["perplexity"]))
     for panel in drawn:
-        panel.lines = [_with_perplexity(line, perplexity) for line in panel.lines]
+        panel.lines = [_joined(_with_perplexity(line, perplexity),
+                               sizes[(panel.title, line.key)], rows)
+                       for line in panel.lines]
         if len(references) > 1:
             panel.title += f" (dense {references[panel.title]:.2f})"
     notes = [f"no point within: {', '.join(unmatched)}"] if unmatched else []
@@ -86,6 +89,20 @@ def _unmatched(rows: Table, matched: np.ndarray) -> list[str]:
         if not (matched & here).any():
             out.append(f"{method_label(method)} {np.min(rows['perplexity'][here]):.2f}")
     return out
+
+
+def _sizes_by_series(rows: Table, panels: np.ndarray) -> dict[tuple[str, str], list[float]]:
+    """(panel, series) -> every DRAM size (GB) it was run at, matched or not."""
+    keys, dram = series_of(rows).keys, rows["capacity_GB"]
+    return {(p, k): sorted(set(dram[(panels == p) & (keys == k)].tolist()))
+            for p, k in set(zip(panels.tolist(), keys.tolist()))}
+
+
+def _joined(line: Line, sizes: list[float], rows: Table) -> Line:
+    """The line, not bridging a DRAM size whose point fell outside the tolerance."""
+    capacity = dict(zip(rows["point_id"].astype(str), rows["capacity_GB"]))
+    rank = [sizes.index(capacity[pid]) for pid in line.point_ids]
+    return dataclasses.replace(line, joined=tuple(b == a + 1 for a, b in zip(rank, rank[1:])))
 
 
 def _with_perplexity(line: Line, perplexity: dict[str, float]) -> Line:

@@ -1,10 +1,11 @@
 """Drawing a FigureData on an Agg canvas (no display), saved as PNG and SVG.
 
 Colour and marker name the method (dense, the reference, in black), line style its setting
-(density, ...), hollow markers an offline cache policy (Belady). Every drawn artist carries a gid naming what it shows (`line:<series key>`,
-`points:<key>`, `ref:<key>`, `front`, `bar:<part>:<point_id>`, `total:<point_id>`), so tests
-read figures back from the artists (or the SVG, where gids become ids). All panels of a
-figure share their axes' scales so they compare by eye; legends sit outside the axes.
+(density, ...), hollow markers an offline cache policy (Belady). Every drawn artist carries a
+gid naming what it shows (`line:<series key>`, `points:<key>`, `ref:<key>`, `front`,
+`bar:<part>:<point_id>`, `total:<point_id>`), so tests read figures back from the artists (or
+the SVG, where gids become ids). All panels of a figure share their y scale so they compare
+by eye; the legend sits outside the axes.
 """
 from __future__ import annotations
 
@@ -136,11 +137,21 @@ def line_style(line: Line) -> dict:
 
 
 # ---------------------------------------------------------------------- lines
+def _broken(line: Line) -> tuple[np.ndarray, np.ndarray]:
+    """x, y with a NaN in each gap the line must not bridge (points left out between)."""
+    if line.joined is None or all(line.joined):
+        return line.x, line.y
+    x, y = [line.x[0]], [line.y[0]]
+    for joined, xi, yi in zip(line.joined, line.x[1:], line.y[1:]):
+        x, y = x + ([] if joined else [np.nan]) + [xi], y + ([] if joined else [np.nan]) + [yi]
+    return np.array(x), np.array(y)
+
+
 def _draw_lines(ax, panel: Panel, handles: dict) -> None:
     for line in panel.lines:
         style = line_style(line)
         if line.sizes is None:
-            ax.plot(line.x, line.y, label=line.label, gid=f"line:{line.key}", **style)
+            ax.plot(*_broken(line), label=line.label, gid=f"line:{line.key}", **style)
         else:  # the line without markers, the markers sized by DRAM on top
             ax.plot(line.x, line.y, label=line.label, gid=f"line:{line.key}",
                     **{**style, "marker": "none"})
