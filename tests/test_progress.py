@@ -19,7 +19,8 @@ def _progress(**counts) -> SweepProgress:
 def test_time_left_is_given_only_for_kinds_already_timed():
     bar = _progress(evaluation=4, simulation=10)
     assert bar.seconds_left() is None
-    assert bar.status().endswith("time left: known once one task of each kind is done")
+    assert bar.status().endswith("time left: known once one of the model evaluations or "
+                                 "simulations is done")
     bar.done("evaluation", 40.0)
     assert bar.seconds_left() is None  # simulations untimed: no guess from evaluations
     assert bar.status() == ("1/4 model evaluations, 0/10 simulations; ~1 min 00 s for the "

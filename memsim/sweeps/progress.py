@@ -90,7 +90,8 @@ class SweepProgress:
         if not left:
             return counts
         if not timed:
-            return f"{counts}; time left: known once one task of each kind is done"
+            kinds = " or ".join(KIND_NAMES.get(k, k) for k in left)
+            return f"{counts}; time left: known once one of the {kinds} is done"
         seconds = sum(n * self.timed(k) for k, n in timed.items()) / self.workers
         if not untimed:
             return f"{counts}; ~{_duration(seconds)} left"
