@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from memsim.cli import COMMANDS, Command
+from memsim.core.errors import ConfigError
 
 
 @COMMANDS.register("demo")
@@ -13,7 +14,11 @@ class Demo(Command):
     def add_arguments(self, p) -> None:
         p.add_argument("--out", default="runs/demo", help="output folder (rerun to resume)")
         p.add_argument("--workers", type=int, default=None, help="default: one per core")
+        p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     def run(self, args) -> int:
         from memsim.demo import run_demo
-        return run_demo(Path(args.out), workers=args.workers)
+        if args.workers is not None and args.workers < 1:
+            raise ConfigError("must be >= 1", source="<cli>", key_path="--workers",
+                              allowed=">= 1 (default: one per core)")
+        return run_demo(Path(args.out), workers=args.workers, progress=not args.no_progress)

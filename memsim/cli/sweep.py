@@ -1,4 +1,5 @@
-"""`memsim sweep FILE --out DIR`: a grid of points, resumable, local or on Dask."""
+"""`memsim sweep FILE --out DIR`: a grid of points, resumable, local or on Dask; prints the
+summary table at the end (the same as `memsim demo`)."""
 from __future__ import annotations
 
 import sys
@@ -19,15 +20,20 @@ class Sweep(Command):
         p.add_argument("--scheduler", default=None,
                        help="dask scheduler address, e.g. tcp://host:8786 (default: start a "
                             "LocalCluster on 127.0.0.1)")
+        p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     def run(self, args) -> int:
-        from memsim.sweeps import load_sweep, run_sweep
+        from memsim.sweeps import load_sweep, read_results, run_sweep
+        from memsim.sweeps.summary import summary_lines
 
         if args.workers < 1:
             raise ConfigError("must be >= 1", source="<cli>", key_path="--workers",
                               allowed=">= 1")
         report = run_sweep(load_sweep(args.file), args.out, executor=args.executor,
-                           workers=args.workers, scheduler=args.scheduler)
+                           workers=args.workers, scheduler=args.scheduler,
+                           progress=not args.no_progress)
+        if report.table_path is not None:
+            print("\n".join(["", *summary_lines(read_results(report.table_path)), ""]))
         print(f"{report.num_points} points ({report.num_done_before} already done); "
               f"results: {report.table_path}")
         for failure in report.failures:

@@ -7,7 +7,7 @@ text when it is a known text column (`point_id`, `method`, `*_path`, ...) or hol
 otherwise it is numeric and stored as float, with NaN for missing (None) cells. Missing text is
 "". Ignores: column types other than text and numbers (lists, dicts are written as their str),
 and appending (the writer rewrites the whole table; a sweep's tables are small). pandas is not
-needed.
+needed, except by `load_results`, which hands the same table to pandas users as a DataFrame.
 """
 from __future__ import annotations
 
@@ -239,3 +239,22 @@ def _parse_csv_column(name: str, cells: list[str]) -> np.ndarray:
         except ValueError:
             pass
     return np.array(cells, dtype=object)
+
+
+# ---------------------------------------------------------------------- pandas
+def load_results(path_or_dir: str | Path):
+    """The results table as a pandas DataFrame: a column per table column, in order; numbers
+    as float64 (NaN = missing), text as str ("" = missing). Needs pandas (the `all` extra)."""
+    return to_dataframe(read_results(path_or_dir))
+
+
+def to_dataframe(table: Table):
+    """`table` as a pandas DataFrame (same columns, same values)."""
+    try:
+        import pandas as pd
+    except ImportError:
+        raise ConfigError("memsim.load_results needs pandas", source=table.source,
+                          allowed="pip install pandas, or pip install -e '.[all]'; without "
+                                  "pandas, memsim.sweeps.read_results gives the same table"
+                          ) from None
+    return pd.DataFrame({name: table[name] for name in table.columns})
