@@ -15,5 +15,8 @@ class Demo(Command):
         p.add_argument("--workers", type=int, default=None, help="default: one per core")
 
     def run(self, args) -> int:
+        from memsim.core.files import check_output_dir
         from memsim.demo import run_demo
+
+        check_output_dir(args.out, "--out")
         return run_demo(Path(args.out), workers=args.workers)

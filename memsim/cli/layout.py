@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from memsim.cli import COMMANDS, Command, print_table
 from memsim.core.errors import ConfigError
@@ -25,6 +26,8 @@ class LayoutCommand(Command):
         from memsim.hw.layouts import LAYOUT_METHODS, build_layout, load_layout
         from memsim.traces import Trace
 
+        from memsim.core.files import check_output_file
+
         if args.layout_command == "info":
             layout = load_layout(args.file)
             rows = [("model", layout.model.name), ("method", layout.method),
@@ -33,8 +36,10 @@ class LayoutCommand(Command):
             print_table(rows)
             return 0
         if args.method not in LAYOUT_METHODS:
-            raise ConfigError(f"unknown layout method {args.method!r}", source="--method",
+            raise ConfigError(f"unknown layout method {args.method!r}", key_path="--method",
                               allowed=", ".join(LAYOUT_METHODS.names()))
+        out = Path(args.out)
+        check_output_file(out if out.is_dir() else out.with_suffix(".npz"), "--out")
         trace = Trace.load(args.trace)
         start = time.perf_counter()
         layout = build_layout(trace, args.method, trace_path=args.trace)

@@ -21,20 +21,36 @@ class Simulate(Command):
                        "resolved_config.yaml here")
 
     def run(self, args) -> int:
-        from memsim.hw import load_hw
         from memsim.sim import resolved_config, simulate, write_result
-        from memsim.traces import Trace, load_model_shape
 
-        hw, trace = load_hw(args.hw), Trace.load(args.trace)
-        if args.layout is not None:
-            hw = with_layout(hw, args.layout)
-        model = load_model_shape(args.model) if args.model else trace.model
+        hw, trace, model = load_inputs(args)
         result = simulate(hw, model, trace, mode=args.mode)
         print_table(result.summary_rows())
         if args.out:
             path = write_result(result, args.out, resolved_config(hw, model, trace, args.mode))
             print(f"wrote {path} (+ per_token.csv, resolved_config.yaml)")
         return 0
+
+
+def load_inputs(args):
+    """(hw, trace, model) from the flags, each error naming the flag or file; --out is
+    checked first, so a bad output folder is known before any work."""
+    from memsim.core.errors import user_input
+    from memsim.core.files import check_output_dir
+    from memsim.hw import load_hw
+    from memsim.traces import Trace, load_model_shape
+
+    if args.out:
+        check_output_dir(args.out, "--out")
+    with user_input(key_path="--hw"):
+        hw = load_hw(args.hw)
+    with user_input(key_path="--trace"):
+        trace = Trace.load(args.trace)
+    if args.layout is not None:
+        hw = with_layout(hw, args.layout)
+    with user_input(key_path="--model"):
+        model = load_model_shape(args.model) if args.model else trace.model
+    return hw, trace, model
 
 
 def with_layout(hw, path: str):

@@ -28,6 +28,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from memsim.core.errors import ConfigError
+from memsim.core.files import atomic_write_with, check_output_dir
 from memsim.sweeps.table import Table, read_results
 
 log = logging.getLogger(__name__)
@@ -139,6 +140,8 @@ def run_plot(args: argparse.Namespace) -> int:
     """Run `memsim plot`: write the figures and print their paths."""
     source = Path(args.results)
     out = Path(args.out) if args.out else (source if source.is_dir() else source.parent) / "plots"
+    if source.exists():  # (else the missing table is the error, and nothing is created)
+        check_output_dir(out, "--out")  # before drawing anything
     files = make_plots(source, out, args.points, ppl_tolerance=args.ppl_tolerance)
     for paths in files.values():
         for path in paths:
@@ -420,8 +423,9 @@ def draw(data: PlotData, out_dir: Path) -> list[Path]:
         (_draw_bars if data.ticklabels else _draw_lines)(data, fig)
         fig.suptitle(_wrap(data.title, int(width_in * TITLE_CHARS_PER_IN)))
         paths = [out_dir / f"{data.name}.{ext}" for ext in ("png", "svg")]
-        for path in paths:
-            fig.savefig(path, dpi=150)
+        for path in paths:  # atomic: a full disk leaves no half-written figure
+            atomic_write_with(path, lambda fh, p=path: fig.savefig(fh, dpi=150,
+                                                                   format=p.suffix[1:]))
     return paths
 
 

@@ -14,17 +14,20 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
 
-from memsim.core.files import atomic_write_text
+from memsim.core.errors import ConfigError
+from memsim.core.files import atomic_write_text, read_json, remove_stale_temp_files
 from memsim.sim.result import write_result
 from memsim.sim.simulator import resolved_config, simulate
 from memsim.sweeps.executors import EXECUTORS
-from memsim.sweeps.spec import SweepPoint, SweepSpec, expand
-from memsim.sweeps.trace_sources import EVAL_FILE, TRACE_FILE, make_trace, trace_id, trace_job
+from memsim.sweeps.spec import SweepPoint, SweepSpec, expand, require_points
+from memsim.sweeps.trace_sources import (EVAL_FILE, TRACE_FILE, damaged_trace, make_trace,
+                                         trace_id, trace_job)
 from memsim.traces.model_shape import load_model_shape
 from memsim.traces.trace import Trace
 
@@ -39,6 +42,24 @@ class SweepReport:
     table_path: Path | None
     failures: list[str]
 
+    @property
+    def can_resume(self) -> bool:
+        """True when rerunning the same command may finish what failed: some task failed
+        for another reason than bad input (a killed worker, a full disk, an interrupt)."""
+        return any(getattr(f, "retryable", True) for f in self.failures)
+
+
+class Failure(str):
+    """One failed task, as one line; `retryable` unless it failed on bad input (a
+    ConfigError: the same input fails the same way on every rerun)."""
+
+    retryable: bool
+
+    def __new__(cls, text: str, retryable: bool = True) -> "Failure":
+        obj = super().__new__(cls, text)
+        obj.retryable = retryable
+        return obj
+
 
 def run_sweep(sweep: SweepSpec, out_dir: str | Path, *, executor: str = "local",
               workers: int = 1, scheduler: str | None = None,
@@ -47,9 +68,11 @@ def run_sweep(sweep: SweepSpec, out_dir: str | Path, *, executor: str = "local",
     out = Path(out_dir)
     _remove_stale_temp_files(out)
     points, dropped = expand(sweep)
+    require_points(sweep, points, dropped)
     atomic_write_text(out / "dropped.json", json.dumps(
         [{"axes": v, "reason": r} for v, r in dropped], indent=2, default=str))
     jobs = {p.point_id: trace_job(p) for p in points}
+    discard_damaged(out, {trace_id(j) for j in jobs.values()}, points)
     traces = {trace_id(j): j for j in jobs.values()}
     todo_traces = [(j, str(out / "traces" / t), _hw_for_trace(points, jobs, t))
                    for t, j in traces.items() if not (out / "traces" / t / EVAL_FILE).exists()]
@@ -64,8 +87,8 @@ def run_sweep(sweep: SweepSpec, out_dir: str | Path, *, executor: str = "local",
                      if (out / "traces" / trace_id(jobs[p.point_id]) / EVAL_FILE).exists()]
             args = [(_point_args(p, jobs[p.point_id], out)) for p in ready]
             failures += _run(pool, simulate_point, args, bar, "point")
-            failures += [f"point {p.point_id}: its trace failed" for p in todo_points
-                         if p not in ready]
+            failures += [Failure(f"point {p.point_id}: its trace failed", retryable=False)
+                         for p in todo_points if p not in ready]  # the trace's line says
     finally:
         bar.close()
         table = write_table(points, out)
@@ -74,17 +97,46 @@ def run_sweep(sweep: SweepSpec, out_dir: str | Path, *, executor: str = "local",
 
 
 def _remove_stale_temp_files(out: Path) -> None:
-    """A task killed mid-write leaves its temp file (never a half-written result): drop it."""
-    for tmp in out.glob("*/*/.*.tmp"):
-        tmp.unlink(missing_ok=True)
+    """A task killed mid-write leaves its temp file (never a half-written result): drop
+    them, at every level of the folder."""
+    remove_stale_temp_files(out)
+
+
+def discard_damaged(out: Path, trace_ids: set[str], points: list[SweepPoint]) -> None:
+    """Forget finished traces and points whose files are damaged (eval.json or row.json
+    unreadable, trace.npz not the bytes recorded), so this run makes them again instead of
+    failing the same points on every rerun; one line on stderr names each file."""
+    for tid in sorted(trace_ids):
+        folder = out / "traces" / tid
+        if (folder / EVAL_FILE).exists():
+            why = damaged_trace(folder)
+            if why is not None:
+                print(f"memsim: remaking trace {tid}: {why}", file=sys.stderr)
+                (folder / EVAL_FILE).unlink(missing_ok=True)
+    for point in points:
+        row = out / "points" / point.point_id / ROW_FILE
+        if row.exists() and _read_row(row) is None:
+            print(f"memsim: recomputing point {point.point_id}: {row} is damaged",
+                  file=sys.stderr)
+            row.unlink(missing_ok=True)
+
+
+def _read_row(path: Path) -> dict | None:
+    """A point's row.json, or None if it is damaged (not JSON, not this point's row)."""
+    try:
+        row = read_json(path, what="row")
+    except ConfigError:
+        return None
+    return row if row.get("point_id") == path.parent.name else None
 
 
 def _run(pool, fn, args_list, bar, kind) -> list[str]:
     failures = []
     for i, outcome in pool.run(fn, args_list):
         if isinstance(outcome, BaseException):
-            failures.append(f"{kind} {Path(str(args_list[i][1])).name}: "
-                            f"{type(outcome).__name__}: {outcome}")
+            failures.append(Failure(f"{kind} {Path(str(args_list[i][1])).name}: "
+                                    f"{type(outcome).__name__}: {outcome}",
+                                    retryable=not isinstance(outcome, ConfigError)))
         bar.update(1)
     return failures
 
@@ -157,7 +209,8 @@ def write_table(points: list[SweepPoint], out: Path) -> Path | None:
     rows = []
     for p in points:
         path = out / "points" / p.point_id / ROW_FILE
-        if path.exists():
-            rows.append(json.loads(path.read_text()))
+        row = _read_row(path) if path.exists() else None
+        if row is not None:
+            rows.append(row)
     return write_results(rows, out) if rows else None
 

@@ -22,6 +22,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from memsim.core.errors import ConfigError
+from memsim.core.files import output_error
 
 try:  # optional (the `dist` extra); tests flip this flag to exercise the CSV path
     import pyarrow as pa
@@ -128,15 +129,20 @@ def results_path(out_dir: str | Path) -> Path:
 def write_results(rows: list[dict[str, Any]], out_dir: str | Path) -> Path:
     """Write `rows` as the results table in `out_dir`, atomically; return the file's path."""
     path = results_path(out_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
     table = table_from_rows(rows, source=str(path))
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise output_error(path, exc) from None
     os.close(fd)
     try:
         (_write_parquet if path.suffix == ".parquet" else _write_csv)(table, Path(tmp_name))
         os.replace(tmp_name, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp_name).unlink(missing_ok=True)
+        if isinstance(exc, OSError):  # a full disk, a vanished folder: say which file
+            raise output_error(path, exc) from None
         raise
     return path
 
@@ -185,8 +191,24 @@ def read_results(path_or_dir: str | Path) -> Table:
         if not HAS_PYARROW:
             raise ConfigError("reading Parquet needs pyarrow", source=str(path),
                               allowed="pip install -e '.[dist]', or a results.csv")
-        return _read_parquet(path)
-    return _read_csv(path)
+        return _read_or_explain(_read_parquet, path)
+    return _read_or_explain(_read_csv, path)
+
+
+def _read_or_explain(read, path: Path) -> Table:
+    """`read(path)`, with a damaged file (truncated, corrupted, not UTF-8, not a table) as a
+    ConfigError naming it and how to make it again."""
+    try:
+        return read(path)
+    except ConfigError:
+        raise
+    except UnicodeDecodeError as exc:
+        why = f"not UTF-8 text (byte {exc.start})"
+    except Exception as exc:  # noqa: BLE001 - pyarrow/csv raise many types on damage
+        why = f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+    raise ConfigError(f"cannot read the results table ({why}); the file is damaged",
+                      source=str(path), allowed="rerun `memsim sweep` with the same file and "
+                      "--out: it rebuilds the table from the finished points")
 
 
 def _find_results_file(path: Path) -> Path:

@@ -147,7 +147,7 @@ def load_model_shape(name_or_path: str) -> ModelShape:
         path = path / "config.json"
     if not path.is_file():
         raise ConfigError(f"no model preset or config.json called {str(name_or_path)!r}",
-                          source=str(name_or_path), key_path="model",
+                          source="<model>", key_path="model",
                           allowed=", ".join(MODEL_PRESETS) + ", or a path to a HF config.json")
     config = _read_json(path)
     if isinstance(config, dict) and isinstance(config.get("text_config"), dict):

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from memsim.core.errors import TraceError
+from memsim.core.files import atomic_write_with
 from memsim.traces.bits import PackedMasks, num_words, pack_words, popcount, unpack_words
 from memsim.traces.model_shape import ModelShape
 
@@ -260,19 +261,16 @@ class Trace:
     def save(self, path: str | Path) -> Path:
         """Write atomically (temp file + rename): a crash never leaves half a trace."""
         path = Path(path)
+        if path.is_dir():  # with_suffix would silently turn "out/" into "out.npz"
+            raise TraceError("is a folder; give the trace file's path", source=str(path),
+                             allowed="a .npz file path")
         if path.suffix != ".npz":
             path = path.with_suffix(".npz")
         arrays = {"meta": np.array(json.dumps(self.metadata()))}
         arrays.update({f"{name}_bits": w for name, w in self.words.items()})
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        try:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, **arrays)  # packed masks are near-random bits: no compression
-            tmp.replace(path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        # packed masks are near-random bits: no compression. A failed write (disk full, no
+        # permission) leaves nothing and is a ConfigError naming the file.
+        atomic_write_with(path, lambda fh: np.savez(fh, **arrays))
         return path
 
     @classmethod
@@ -348,10 +346,11 @@ def _read_npz(path: Path) -> tuple[dict, dict]:
         raise TraceError("no such trace file" if not path.exists() else "not a file",
                          source=str(path), allowed="a .npz written by Trace.save")
     try:
-        with np.load(path, allow_pickle=False) as data:
-            if not isinstance(data, np.lib.npyio.NpzFile):
-                raise TraceError("not a trace: a single array (.npy), not an .npz archive",
-                                 source=str(path), allowed="a .npz written by Trace.save")
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):  # a .npy holds one bare array
+            raise TraceError("not a trace: a single numpy array (.npy), not an .npz archive",
+                             source=str(path), allowed="a .npz written by Trace.save")
+        with loaded as data:
             if "meta" not in data.files:
                 raise TraceError("not a trace: no `meta` entry", source=str(path),
                                  allowed="a .npz written by Trace.save")
