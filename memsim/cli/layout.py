@@ -26,7 +26,7 @@ class LayoutCommand(Command):
         from memsim.hw.layouts import LAYOUT_METHODS, build_layout, load_layout
         from memsim.traces import Trace
 
-        from memsim.core.files import check_output_file
+        from memsim.core.files import check_output_file, is_folder
 
         if args.layout_command == "info":
             layout = load_layout(args.file)
@@ -39,7 +39,7 @@ class LayoutCommand(Command):
             raise ConfigError(f"unknown layout method {args.method!r}", key_path="--method",
                               allowed=", ".join(LAYOUT_METHODS.names()))
         out = Path(args.out)
-        check_output_file(out if out.is_dir() else out.with_suffix(".npz"), "--out")
+        check_output_file(out if is_folder(out) else out.with_suffix(".npz"), "--out")
         trace = Trace.load(args.trace)
         start = time.perf_counter()
         layout = build_layout(trace, args.method, trace_path=args.trace)

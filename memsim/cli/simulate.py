@@ -1,6 +1,8 @@
 """`memsim simulate`: decode one trace on one phone; print the table, optionally write files."""
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from memsim.cli import COMMANDS, Command, print_table
 
 
@@ -24,7 +26,8 @@ class Simulate(Command):
         from memsim.sim import resolved_config, simulate, write_result
 
         hw, trace, model = load_inputs(args)
-        result = simulate(hw, model, trace, mode=args.mode)
+        with blame_inputs(args):
+            result = simulate(hw, model, trace, mode=args.mode)
         print_table(result.summary_rows())
         if args.out:
             path = write_result(result, args.out, resolved_config(hw, model, trace, args.mode))
@@ -51,6 +54,23 @@ def load_inputs(args):
     with user_input(key_path="--model"):
         model = load_model_shape(args.model) if args.model else trace.model
     return hw, trace, model
+
+
+@contextmanager
+def blame_inputs(args):
+    """An error of the simulation itself (not from a file) told against what the user
+    typed: a shape mismatch against --model (or the trace), a DRAM that cannot hold the KV
+    cache against the --hw file or preset."""
+    from memsim.core.errors import ConfigError, is_internal
+
+    try:
+        yield
+    except ConfigError as exc:
+        if not is_internal(exc.source):
+            raise
+        if exc.key_path.startswith("model."):
+            raise exc.relocated(key_path="--model" if args.model else "--trace") from None
+        raise exc.relocated(source=args.hw) from None
 
 
 def with_layout(hw, path: str):

@@ -47,8 +47,9 @@ def check_sweep_arguments(args):
     """The flags and the sweep file, checked before any work: --workers, --executor, --out
     (a writable folder), every axis, value and model of the file."""
     from memsim.core.files import check_output_dir
-    from memsim.sweeps import load_sweep
+    from memsim.sweeps import expand, load_sweep
     from memsim.sweeps.executors import EXECUTORS
+    from memsim.sweeps.spec import require_points
 
     if args.workers < 1:
         raise ConfigError("must be >= 1", source="<cli>", key_path="--workers",
@@ -58,6 +59,7 @@ def check_sweep_arguments(args):
         raise ConfigError("only the dask executor connects to a scheduler", source="<cli>",
                           key_path="--scheduler", allowed="--executor dask --scheduler ADDR")
     sweep = load_sweep(args.file)
+    require_points(sweep, *expand(sweep))  # a grid filtered to nothing: say why, make nothing
     check_output_dir(args.out, "--out")
     return sweep
 

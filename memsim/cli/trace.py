@@ -99,8 +99,10 @@ def _npz(path: str) -> str:
     """The file Trace.save writes for `path` (it adds .npz)."""
     from pathlib import Path
 
+    from memsim.core.files import is_folder
+
     p = Path(path)
-    return str(p if p.suffix == ".npz" or p.is_dir() else p.with_suffix(".npz"))
+    return str(p if p.suffix == ".npz" or is_folder(p) else p.with_suffix(".npz"))
 
 
 def add_calibrate_arguments(parser: argparse.ArgumentParser) -> None:

@@ -37,6 +37,13 @@ class TraceError(ConfigError):
     """A trace file or array that does not follow the trace format (memsim/traces/trace.py)."""
 
 
+class OutputError(ConfigError):
+    """A file memsim could not write (a full disk, no permission): names the file and why.
+    `retryable` when freeing space and rerunning can help (a full disk)."""
+
+    retryable: bool = False
+
+
 class Interrupted(KeyboardInterrupt):
     """Ctrl-C or SIGTERM, with the one line the CLI prints and its exit status."""
 

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterator
 
-from memsim.core.errors import ConfigError
+from memsim.core.errors import ConfigError, OutputError
 
 TEMP_SUFFIX = ".tmp"
 
@@ -110,14 +110,26 @@ def atomic_write_with(path: str | Path, write: Callable[[BinaryIO], Any], *,
         write(fh)
 
 
-def output_error(path: Path, exc: OSError, flag: str = "") -> ConfigError:
-    """An OSError while writing `path`, as a ConfigError naming it and the reason."""
-    where = exc.filename if isinstance(exc.filename, str) and exc.filename else str(path)
-    return ConfigError(f"cannot write {where}: {os_reason(exc)}", source=str(path), key_path=flag,
-                       allowed="a writable folder with free space")
+def output_error(path: Path, exc: OSError, flag: str = "") -> OutputError:
+    """An OSError while writing `path`, as a ConfigError naming it and the reason (retryable
+    when the disk was full)."""
+    error = OutputError(f"cannot write it: {os_reason(exc)}", source=str(path),
+                        key_path=flag, allowed="a writable folder with free space")
+    error.retryable = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    return error
+
+
+def is_folder(path: str | Path) -> bool:
+    """Path.is_dir() that answers False where it may not look (a folder without search
+    permission raises PermissionError in Path.is_dir)."""
+    try:
+        return Path(path).is_dir()
+    except OSError:
+        return False
 
 
 def _make_parent(path: Path, flag: str) -> None:
+    """Checks of `atomic_writer` (its OSErrors become an OutputError there)."""
     if path.is_dir():
         raise ConfigError("cannot write a file here: it is a folder", source=str(path),
                           key_path=flag, allowed="a file path")
@@ -141,14 +153,14 @@ def check_output_dir(path: str | Path, flag: str = "--out") -> Path:
     """Make sure `path` is (or can become) a writable folder, before any work is done; a
     ConfigError names the path, the flag and why not. Creates the folder."""
     path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise ConfigError("exists and is a file, not a folder", source=str(path),
-                          key_path=flag, allowed="a folder (new or existing)")
-    _refuse_file_in_path(path.parent, path, flag)
     try:
+        if path.exists() and not path.is_dir():
+            raise ConfigError("exists and is a file, not a folder", source=str(path),
+                              key_path=flag, allowed="a folder (new or existing)")
+        _refuse_file_in_path(path.parent, path, flag)
         path.mkdir(parents=True, exist_ok=True)
         _probe_writable(path)
-    except OSError as exc:
+    except OSError as exc:  # no permission to look or write, a read-only disk, ...
         raise ConfigError(f"cannot write into {path}: {os_reason(exc)}", source=str(path),
                           key_path=flag, allowed="a writable folder") from None
     return path
@@ -158,11 +170,11 @@ def check_output_file(path: str | Path, flag: str = "--out") -> Path:
     """Make sure the file `path` can be written (its folder exists or can be made, and is
     writable; `path` is not a folder), before any work is done."""
     path = Path(path)
-    if path.is_dir():
-        raise ConfigError("is a folder", source=str(path), key_path=flag,
-                          allowed="a file path")
-    _refuse_file_in_path(path.parent, path, flag)
     try:
+        if path.is_dir():
+            raise ConfigError("is a folder", source=str(path), key_path=flag,
+                              allowed="a file path")
+        _refuse_file_in_path(path.parent, path, flag)
         path.parent.mkdir(parents=True, exist_ok=True)
         _probe_writable(path.parent)
     except OSError as exc:

@@ -58,8 +58,9 @@ def plan_dram(hw: HardwareConfig, model: ModelShape, groups: list[MaskGroup],
     fp = Footprint.of(model, hw, adapter_params, predictor_params)
     kv_bytes = kv_tokens * fp.kv_bytes_per_token_per_layer * model.num_hidden_layers
     if kv_bytes > hw.dram.capacity_bytes:
-        raise ConfigError(f"the KV cache alone ({kv_bytes / 1e9:.3f} GB) exceeds DRAM",
-                          key_path="dram.capacity_GB", allowed=f"> {kv_bytes / 1e9:.3f}")
+        raise ConfigError(f"the KV cache alone ({kv_bytes / 1e9:.6g} GB) exceeds DRAM "
+                          f"({hw.dram.capacity_GB:.6g} GB)", key_path="dram.capacity_GB",
+                          allowed=f"> {kv_bytes / 1e9:.6g}")
     weights = resident_weight_bytes(hw, model, fp)
     free = hw.dram.capacity_bytes - kv_bytes
     overflow = max(0.0, weights - free) / weights if weights > 0 else 0.0

@@ -136,7 +136,8 @@ def _run(pool, fn, args_list, bar, kind) -> list[str]:
         if isinstance(outcome, BaseException):
             failures.append(Failure(f"{kind} {Path(str(args_list[i][1])).name}: "
                                     f"{type(outcome).__name__}: {outcome}",
-                                    retryable=not isinstance(outcome, ConfigError)))
+                                    retryable=getattr(outcome, "retryable",
+                                                      not isinstance(outcome, ConfigError))))
         bar.update(1)
     return failures
 

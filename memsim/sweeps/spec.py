@@ -239,7 +239,7 @@ def check_point_inputs(point: SweepPoint, source: str) -> None:
     from memsim.traces.synth import mask_bytes_per_token
 
     s = point.spec
-    with user_input(source=source, key_path="base.model"):
+    with _told_at(source, "base.model"):
         model = load_model_shape(s.model)
     if s.trace.source == "model":
         _check_model_source_inputs(s, source)
@@ -250,6 +250,19 @@ def check_point_inputs(point: SweepPoint, source: str) -> None:
                              f"tokens of {s.model}", source=source,
                              key_path="base.trace.tokens", per_unit_bytes=per_token
                              * s.trace.windows)
+
+
+@contextmanager
+def _told_at(source: str, key: str):
+    """An error told against `key` of the sweep file, keeping the file it came from (a
+    model's config.json) and its key there in the message."""
+    try:
+        yield
+    except ConfigError as exc:
+        inner = [] if is_internal(exc.source) or exc.source == source else [exc.source]
+        inner += [exc.key_path] if inner and exc.key_path else []
+        raise ConfigError("".join(f"{p}: " for p in inner) + exc.message, source=source,
+                          key_path=key, allowed=exc.allowed) from None
 
 
 def _check_model_source_inputs(s: PointSpec, source: str) -> None:

@@ -12,6 +12,8 @@ needed.
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
 import math
 import numbers
 import os
@@ -33,6 +35,7 @@ except ImportError:  # pragma: no cover - depends on the environment
     HAS_PYARROW = False
 
 RESULTS_STEM = "results"
+DIGEST_KEY = b"memsim.sha256"  # Parquet metadata: table_digest of the contents
 # Text even when every value looks like a number (a hashed point_id can read as "1e5").
 TEXT_COLUMNS = frozenset({"point_id", "hw_name", "model", "method", "cache_impl", "adapter",
                           "trace_source", "config_path", "trace_path", "result_path", "impl",
@@ -155,7 +158,8 @@ def _write_parquet(table: Table, path: Path) -> None:
             arrays[name] = pa.array(values.tolist(), type=pa.string())
         else:  # NaN is stored as null so other readers see "missing", not a number
             arrays[name] = pa.array(values, type=pa.float64(), mask=np.isnan(values))
-    pq.write_table(pa.table(arrays), path)
+    arrow = pa.table(arrays).replace_schema_metadata({DIGEST_KEY: table_digest(table)})
+    pq.write_table(arrow, path)
     _fsync(path)
 
 
@@ -228,6 +232,7 @@ def _find_results_file(path: Path) -> Path:
 
 def _read_parquet(path: Path) -> Table:
     arrow = pq.read_table(path)
+    recorded = (arrow.schema.metadata or {}).get(DIGEST_KEY)
     columns = {}
     for name, column in zip(arrow.column_names, arrow.columns):
         kind = column.type
@@ -240,7 +245,27 @@ def _read_parquet(path: Path) -> Table:
                                       for v in column.to_pylist()], dtype=float)
         else:  # anything else (lists, structs) as text, so plots can still ignore it
             columns[name] = np.array([str(v) for v in column.to_pylist()], dtype=object)
-    return Table(columns, source=str(path))
+    table = Table(columns, source=str(path))
+    if recorded is not None and recorded.decode("ascii", "replace") != table_digest(table):
+        raise ConfigError("the table's contents do not match the checksum written with them "
+                          "(damaged)", source=str(path))
+    return table
+
+
+def table_digest(table: Table) -> str:
+    """sha256 of a table's column names and values (NaN normalised), written into a Parquet
+    file's metadata so that damage the format itself does not detect (a changed byte in a
+    value or a column name) is found on reading."""
+    digest = hashlib.sha256()
+    for name in table.columns:
+        values = table[name]
+        digest.update(json.dumps(name).encode() + b"\x00")
+        if values.dtype == object:
+            digest.update(b"T" + json.dumps([str(v) for v in values]).encode())
+        else:
+            digest.update(b"F" + np.where(np.isnan(values), np.nan, values).astype("<f8")
+                          .tobytes())
+    return digest.hexdigest()
 
 
 def _read_csv(path: Path) -> Table:
@@ -248,9 +273,22 @@ def _read_csv(path: Path) -> Table:
         reader = csv.reader(f)
         header = next(reader, [])
         cells = list(reader)
+    _check_rectangular(path, header, cells)
     columns = {name: _parse_csv_column(name, [row[i] if i < len(row) else "" for row in cells])
                for i, name in enumerate(header)}
     return Table(columns, source=str(path))
+
+
+def _check_rectangular(path: Path, header: list[str], cells: list[list[str]]) -> None:
+    """Every row has the header's cells (a truncated or edited file does not)."""
+    if not header or len(set(header)) != len(header):
+        raise ConfigError("the header row is empty or repeats a column", source=str(path),
+                          allowed="a results table written by memsim")
+    for number, row in enumerate(cells, start=2):
+        if len(row) != len(header):
+            raise ConfigError(f"line {number} has {len(row)} cells, the header {len(header)} "
+                              "(truncated or damaged)", source=str(path),
+                              allowed="rerun `memsim sweep` to rebuild the table")
 
 
 def _parse_csv_column(name: str, cells: list[str]) -> np.ndarray:

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from memsim.core.errors import TraceError
-from memsim.core.files import atomic_write_with
+from memsim.core.files import atomic_write_with, is_folder
 from memsim.traces.bits import PackedMasks, num_words, pack_words, popcount, unpack_words
 from memsim.traces.model_shape import ModelShape
 
@@ -261,7 +261,7 @@ class Trace:
     def save(self, path: str | Path) -> Path:
         """Write atomically (temp file + rename): a crash never leaves half a trace."""
         path = Path(path)
-        if path.is_dir():  # with_suffix would silently turn "out/" into "out.npz"
+        if is_folder(path):  # with_suffix would silently turn "out/" into "out.npz"
             raise TraceError("is a folder; give the trace file's path", source=str(path),
                              allowed="a .npz file path")
         if path.suffix != ".npz":
@@ -287,7 +287,7 @@ class Trace:
     @classmethod
     def _from_stored(cls, meta: dict, bits: dict, path: Path) -> "Trace":
         version = meta.get("format_version")
-        if version not in READABLE_VERSIONS:
+        if not _is_int(version) or version not in READABLE_VERSIONS:
             raise TraceError(f"format_version {version!r} unsupported", key_path="format_version",
                              allowed=", ".join(map(str, READABLE_VERSIONS)))
         model = ModelShape.from_dict(_typed(meta, "model", dict), source=str(path))

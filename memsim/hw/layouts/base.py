@@ -18,7 +18,7 @@ from typing import Callable
 import numpy as np
 
 from memsim.core.errors import ConfigError
-from memsim.core.files import atomic_write_with
+from memsim.core.files import atomic_write_with, is_folder
 from memsim.core.registry import Registry
 from memsim.traces import ModelShape, Trace
 
@@ -83,7 +83,7 @@ class Layout:
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
-        if path.is_dir():  # with_suffix would silently turn "out/" into "out.npz"
+        if is_folder(path):  # with_suffix would silently turn "out/" into "out.npz"
             raise ConfigError("is a folder; give the layout file's path", source=str(path),
                               allowed="a .npz file path")
         if path.suffix != ".npz":
