@@ -9,7 +9,7 @@ import pytest
 from memsim.core.errors import ConfigError, user_input
 from memsim.sweeps.spec import sweep_from_dict
 from tests.badinput import expect_clean, run_cli
-from tests.robust_inputs import SYNTH_SWEEP, trace_file
+from tests.robust_inputs import SYNTH_SWEEP, finished_sweep, trace_file
 
 CAT = 7
 
@@ -17,6 +17,11 @@ CAT = 7
 @pytest.fixture(scope="module")
 def trace(tmp_path_factory) -> str:
     return str(trace_file(tmp_path_factory.mktemp("msg")))
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory) -> str:
+    return str(finished_sweep(tmp_path_factory.mktemp("msg_sweep")))
 
 
 def _cases(trace: str, tmp: str) -> dict[str, tuple[list[str], str]]:
@@ -64,6 +69,18 @@ def _cases(trace: str, tmp: str) -> dict[str, tuple[list[str], str]]:
         "eval --density": (["eval", "--method", "dip", "--density", "3", "--out", f"{tmp}/e"],
                            "--density"),
         "eval --dtype": (["eval", "--dtype", "float7", "--out", f"{tmp}/e"], "--dtype"),
+        "finetune --steps": (["finetune", "--steps", "0", "--out", f"{tmp}/f"], "--steps"),
+        "finetune --batch-size": (["finetune", "--batch-size", "0", "--out", f"{tmp}/f"],
+                                  "--batch-size"),
+        "finetune --lr": (["finetune", "--lr", "nan", "--out", f"{tmp}/f"], "--lr"),
+        "finetune --target": (["finetune", "--target", "nose", "--out", f"{tmp}/f"],
+                              "--target"),
+        "finetune --density": (["finetune", "--method", "dip", "--density", "7", "--out",
+                                f"{tmp}/f"], "--density"),
+        "demo --workers": (["demo", "--workers", "0", "--out", f"{tmp}/d"], "--workers"),
+        "plot --points": (["plot", "RESULTS", "--points", "p-nope"], "--points"),
+        "plot --ppl-tolerance": (["plot", "RESULTS", "--ppl-tolerance", "-1"],
+                                 "--ppl-tolerance"),
     }
 
 
@@ -71,7 +88,7 @@ NAMES = sorted(_cases("T", "D"))
 
 
 @pytest.mark.parametrize("case", NAMES)
-def test_a_cli_error_names_the_flag_or_file_the_user_typed(trace, tmp_path, case):
+def test_a_cli_error_names_the_flag_or_file_the_user_typed(trace, results, tmp_path, case):
     tiny = tmp_path / "tiny.yaml"
     tiny.write_text("name: tiny\nflash: {impl: simple, read_bandwidth_GBps: 1}\n"
                     "dram: {capacity_GB: 1.0e-6, read_bandwidth_GBps: 60, "
@@ -79,7 +96,7 @@ def test_a_cli_error_names_the_flag_or_file_the_user_typed(trace, tmp_path, case
                     "decode_unit: npu, prefill_unit: npu}\nprecision: {mlp_bits: 4, "
                     "attention_bits: 4, embedding_bits: 4, lm_head_bits: 4, kv_cache_bits: 16}\n")
     argv, needle = _cases(trace, str(tmp_path))[case]
-    argv = [str(tiny) if a == "HW_TINY" else a for a in argv]
+    argv = [{"HW_TINY": str(tiny), "RESULTS": results}.get(a, a) for a in argv]
     run_cli(CAT, argv, needle)
 
 

@@ -191,13 +191,14 @@ def test_temp_files_left_by_killed_writers_are_removed_at_every_level(done, tmp_
     temps = [out / ".results.parquet.abc123.tmp", out / ".dropped.json.77.tmp",
              trace_dir / ".trace.npz.12.tmp", trace_dir / ".eval.json.12.tmp",
              point_dir / ".row.json.99.tmp", point_dir / ".result.json.99.tmp",
-             out / "traces" / ".t-half.tmp" / "trace.npz", point_dir / "sub" / ".x.tmp"]
-    for temp in temps:
+             out / "traces" / ".t-half.tmp" / "trace.npz", out / "plots" / ".fig.png.5.tmp"]
+    deeper = point_dir / "user" / "data" / ".notes.tmp"  # not a level memsim writes: kept
+    for temp in [*temps, deeper]:
         temp.parent.mkdir(parents=True, exist_ok=True)
         temp.write_bytes(b"half")
     report = run_sweep(_sweep_of(out), out, progress=False)
     assert report.num_failed == 0
-    assert not list(out.rglob("*.tmp")), list(out.rglob("*.tmp"))
+    assert list(out.rglob("*.tmp")) == [deeper], list(out.rglob("*.tmp"))
     assert _same_rows(_table_rows(out), _table_rows(done))
 
 

@@ -167,15 +167,28 @@ def test_an_unreachable_scheduler_is_one_line(tmp_path, monkeypatch, address):
 
 
 def test_a_rerun_is_offered_only_when_it_can_help(tmp_path):
-    """A point that fails on its input (the KV cache does not fit) fails the same way on a
-    rerun: the sweep says to fix the input, not to rerun."""
+    """A point that fails on its input (a flash layout made for another model) fails the
+    same way on a rerun: the sweep says to fix the input, not to rerun."""
+    from memsim.hw.layouts import build_layout
+    from memsim.traces import load_model_shape, synth_trace
+
+    other = synth_trace(load_model_shape("phi-3-mini"), 2, 0.5)
+    layout = build_layout(other, "frequency").save(tmp_path / "phi3_layout.npz")
     data = copy.deepcopy(SYNTH_SWEEP)
-    data["axes"]["hw.dram.capacity_GB"] = [0.06, 1e-6]
+    data["axes"] = {"hw.flash.layout": [None, str(layout)], "method": ["dip"]}
     err = run_cli(CAT, ["sweep", str(sweep_file(tmp_path, data)), "--out",
-                        str(tmp_path / "o")], "exceeds DRAM", "a rerun would fail the same way",
-                  marker="tasks failed")
+                        str(tmp_path / "o")], "phi3_layout.npz",
+                  "a rerun would fail the same way", marker="tasks failed")
     assert "rerun the same command to resume" not in err
     assert len(read_results(tmp_path / "o")) == 1  # the good point is kept
+
+
+def test_a_point_whose_kv_cache_cannot_fit_is_refused_before_any_work(tmp_path):
+    data = copy.deepcopy(SYNTH_SWEEP)
+    data["axes"]["hw.dram.capacity_GB"] = [0.06, 1e-6]
+    run_cli(CAT, ["sweep", str(sweep_file(tmp_path, data)), "--out", str(tmp_path / "o")],
+            "hw.dram.capacity_GB=1e-06", "exceeds DRAM")
+    assert not (tmp_path / "o").exists()
 
 
 @pytest.mark.parametrize("axes,reason", [

@@ -215,3 +215,16 @@ def test_random_damage_to_a_sweep_file_is_a_clean_error_or_valid(path, action, l
 
 def test_presets_still_load():
     assert {load_model_shape(name).name for name in MODEL_PRESETS} == set(MODEL_PRESETS)
+
+
+@FUZZ
+@given(edits=st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.binary(max_size=3)),
+                      min_size=1, max_size=5))
+def test_random_byte_damage_to_a_hardware_file_is_a_clean_error_or_valid(tmp_path, edits):
+    data = bytearray(HW_TEXT.encode())
+    for where, new in edits:
+        at = int(where * len(data))
+        data[at:at + len(new)] = new
+    path = tmp_path / "phone.yaml"
+    path.write_bytes(bytes(data))
+    _clean_or_valid(lambda: load_hw(path))

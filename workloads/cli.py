@@ -152,10 +152,13 @@ _FLAG_OF = {"model": "--model", "method": "--method", "corpus": "--corpus", "spl
             "dtype": "--dtype", "adapter": "--adapter", "hw": "--hw", "out": "--out"}
 
 
-def _flag(key_path: str, method: str) -> str:
-    """The flag behind an error's key: `dip.density` -> --density, `dip.rho` -> --param."""
+def _flag(key_path: str, method: str, dests: tuple[str, ...] = ()) -> str:
+    """The flag behind an error's key: `dip.density` -> --density, `dip.rho` -> --param,
+    `batch_size` -> --batch-size when the command has that flag (`dests`)."""
     if key_path in _FLAG_OF or key_path.startswith("--"):
         return _FLAG_OF.get(key_path, key_path)
+    if key_path in dests:
+        return "--" + key_path.replace("_", "-")
     name = key_path.split(".", 1)[1] if key_path.startswith(f"{method}.") else key_path
     if name in METHOD_FLAGS or name == "warm_up":
         return "--" + name.replace("_", "-")
@@ -163,16 +166,22 @@ def _flag(key_path: str, method: str) -> str:
 
 
 @contextmanager
-def _flag_errors(method: str):
-    """Errors without a file of their own are told against the flag the user typed."""
+def _flag_errors(method: str, args: argparse.Namespace | None = None):
+    """Errors without a file of their own are told against the flag the user typed (any
+    flag of `args`' command, e.g. `memsim finetune --steps`)."""
     from memsim.core.errors import ConfigError, is_internal
 
+    dests = tuple(vars(args)) if args is not None else ()
     try:
         yield
     except ConfigError as exc:
         if not is_internal(exc.source):
             raise
-        raise exc.relocated(source="<cli>", key_path=_flag(exc.key_path, method)) from None
+        raise exc.relocated(source="<cli>",
+                            key_path=_flag(exc.key_path, method, dests)) from None
+
+
+flag_errors = _flag_errors  # for `memsim finetune` (workloads/finetune.py)
 
 
 def check_eval_arguments(args: argparse.Namespace):

@@ -425,12 +425,13 @@ def config_from_args(args: argparse.Namespace) -> FinetuneConfig:
 def run_finetune(args: argparse.Namespace) -> int:
     """Train one adapter; 0 on success, 2 with a one-line error on bad input, 130 when
     interrupted (the last checkpoint stays; the same command resumes from it)."""
-    from workloads.cli import MODEL_EXTRAS
+    from workloads.cli import MODEL_EXTRAS, flag_errors
 
     try:
-        config = config_from_args(args)
-        check_output_dir(args.out, "--out")  # before the model loads
-        record = finetune(config, args.out, progress=not args.no_progress)
+        with flag_errors(args.method, args):  # errors name the flag: --steps, --density
+            config = config_from_args(args)
+            check_output_dir(args.out, "--out")  # before the model loads
+            record = finetune(config, args.out, progress=not args.no_progress)
     except (ConfigError, FileNotFoundError) as exc:
         print(f"memsim finetune: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -15,8 +15,12 @@ class Demo(Command):
         p.add_argument("--workers", type=int, default=None, help="default: one per core")
 
     def run(self, args) -> int:
+        from memsim.core.errors import ConfigError
         from memsim.core.files import check_output_dir
         from memsim.demo import run_demo
 
+        if args.workers is not None and args.workers < 1:
+            raise ConfigError("must be >= 1", source="<cli>", key_path="--workers",
+                              allowed=">= 1 (default: one per core)")
         check_output_dir(args.out, "--out")
         return run_demo(Path(args.out), workers=args.workers)

@@ -192,16 +192,20 @@ def _probe_writable(folder: Path) -> None:
     probe.unlink()
 
 
-def remove_stale_temp_files(folder: str | Path) -> int:
-    """Delete the temp files killed writers left anywhere under `folder` (`.NAME...tmp`
-    files, and temp folders of that name); how many were removed."""
+def remove_stale_temp_files(folder: str | Path, max_depth: int = 2) -> int:
+    """Delete the temp files (and temp folders) killed writers left in `folder` and up to
+    `max_depth` levels below it (a sweep writes at OUT, OUT/plots and OUT/points/<id>:
+    depth 2), and nowhere deeper, so an --out pointed at a folder of other things cannot
+    reach them; how many were removed."""
     import shutil
 
-    count = 0
     root = Path(folder)
-    if not root.is_dir():
+    if not is_folder(root):
         return 0
-    for tmp in sorted(root.rglob(f".*{TEMP_SUFFIX}"), key=lambda p: -len(p.parts)):
+    count = 0
+    patterns = ["/".join(["*"] * depth + [f".*{TEMP_SUFFIX}"]) for depth in range(max_depth + 1)]
+    for tmp in sorted({p for pattern in patterns for p in root.glob(pattern)},
+                      key=lambda p: -len(p.parts)):
         try:
             if tmp.is_dir() and not tmp.is_symlink():
                 shutil.rmtree(tmp)

@@ -232,8 +232,9 @@ def _on_axis(source: str, axis: str, value: Any):
 
 
 def check_point_inputs(point: SweepPoint, source: str) -> None:
-    """The model (and for real traces its corpus and adapter) exist, and a synthetic
-    trace fits in memory: an unknown model is an error now, not after the first task."""
+    """The model (and for real traces its corpus and adapter) exist, a synthetic trace fits
+    in memory, the KV cache fits the DRAM, a flash layout file exists: an unknown model is
+    an error now, not after the first task."""
     from memsim.core.files import check_fits_in_memory
     from memsim.traces.model_shape import load_model_shape
     from memsim.traces.synth import mask_bytes_per_token
@@ -250,6 +251,28 @@ def check_point_inputs(point: SweepPoint, source: str) -> None:
                              f"tokens of {s.model}", source=source,
                              key_path="base.trace.tokens", per_unit_bytes=per_token
                              * s.trace.windows)
+    _check_fits_dram(point, model, source)
+    layout = point.hw.flash.layout
+    if layout is not None and not Path(layout).is_file():
+        raise ConfigError(f"no layout file {layout!r}", source=source,
+                          key_path="hw.flash.layout",
+                          allowed="a .npz written by `memsim layout build`")
+
+
+def _check_fits_dram(point: SweepPoint, model, source: str) -> None:
+    """The point's KV cache fits its DRAM (else every simulation of it would fail)."""
+    from memsim.sim.footprint import Footprint
+    from memsim.sim.plan import kv_budget_tokens
+
+    t = point.spec.trace
+    longest, prompt = (t.window_len, 0) if t.source == "model" else (t.tokens, t.prompt_len)
+    kv_bytes = (kv_budget_tokens(point.hw, prompt, longest) * model.num_hidden_layers
+                * Footprint.of(model, point.hw).kv_bytes_per_token_per_layer)
+    if kv_bytes > point.hw.dram.capacity_bytes:
+        raise ConfigError(f"the KV cache alone ({kv_bytes / 1e9:.6g} GB for {prompt} + "
+                          f"{longest} tokens of {model.name}) exceeds DRAM "
+                          f"({point.hw.dram.capacity_GB:.6g} GB)", source=source,
+                          key_path="hw.dram.capacity_GB", allowed=f"> {kv_bytes / 1e9:.6g}")
 
 
 @contextmanager
