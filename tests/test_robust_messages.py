@@ -127,3 +127,17 @@ def test_an_error_raised_without_a_file_is_told_against_the_flag():
     assert str(info.value) == "phone.yaml: dram.capacity_GB: bad"
     assert str(ConfigError("bad", source="<api>")) == "bad"
     assert ConfigError("x", source="<cli>", key_path="--out").source == "<cli>"  # kept
+
+
+@pytest.mark.parametrize("value", [123, None, 4.5, ["a.npz"], ""])
+def test_api_readers_given_something_that_is_not_a_path_say_so(value):
+    """The Python API too: a number or None where a file is expected is a ConfigError."""
+    import memsim
+    from memsim.hw import load_hw
+    from memsim.hw.layouts import load_layout
+    from memsim.sweeps import load_sweep, read_results
+    from memsim.traces import Trace, load_model_shape
+
+    for reader in (load_hw, Trace.load, load_model_shape, load_sweep, read_results,
+                   load_layout, lambda v: memsim.simulate("flagship", None, v)):
+        expect_clean(CAT, lambda: reader(value))

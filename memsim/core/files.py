@@ -221,6 +221,15 @@ def remove_stale_temp_files(folder: str | Path, max_depth: int = 2) -> int:
 
 
 # ------------------------------------------------------------------ reading
+def as_path(value: Any, what: str, key_path: str = "",
+            error: type[ConfigError] = ConfigError) -> Path:
+    """`value` as a Path, or an `error` if it is not a path at all (a number, None)."""
+    if isinstance(value, (str, os.PathLike)) and str(value):
+        return Path(value)
+    raise error(f"expected the path of a {what}, got {type(value).__name__} "
+                f"{value!r}"[:200], key_path=key_path, allowed=f"a {what} path")
+
+
 def read_text(path: str | Path, *, what: str = "file", flag: str = "") -> str:
     """A UTF-8 text file, or a ConfigError naming it (missing, unreadable, not UTF-8)."""
     path = Path(path)

@@ -14,6 +14,7 @@ from pathlib import Path
 from memsim.cache import POLICIES
 from memsim.core.errors import ConfigError
 from memsim.core.schema import impl_field, load_dataclass, spec
+from memsim.core.files import as_path
 from memsim.core.strict_yaml import read_yaml
 from memsim.hw.flash import FLASH_MODELS, FlashModel
 
@@ -166,7 +167,7 @@ class HardwareConfig:
 
 def load_hw(name_or_path: str | Path) -> HardwareConfig:
     """A preset name (file stem in hw_configs/) or a YAML path -> validated HardwareConfig."""
-    path = Path(name_or_path)
+    path = as_path(name_or_path, "hardware file or preset name", "hw")
     if not path.is_file():
         preset = PRESET_DIR / f"{name_or_path}.yaml"
         if not preset.is_file():

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from memsim.core.errors import ConfigError, is_internal, user_input
+from memsim.core.files import as_path
 from memsim.core.strict_yaml import read_yaml_mapping
 from memsim.core.schema import load_dataclass, spec, to_plain
 from memsim.hw.config import HardwareConfig, hw_from_dict, load_hw
@@ -126,7 +127,7 @@ class SweepSpec:
 
 def load_sweep(path: str | Path) -> SweepSpec:
     """Read and check a sweep file: every axis, value and model, before any work."""
-    path = Path(path)
+    path = as_path(path, "sweep file")
     data = read_yaml_mapping(path, what="sweep file")  # a repeated key is an error
     return sweep_from_dict(data, source=str(path), root=path.parent)
 

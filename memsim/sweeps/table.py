@@ -24,7 +24,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from memsim.core.errors import ConfigError
-from memsim.core.files import output_error
+from memsim.core.files import as_path, output_error
 
 try:  # optional (the `dist` extra); tests flip this flag to exercise the CSV path
     import pyarrow as pa
@@ -190,7 +190,7 @@ def _fsync(path: Path) -> None:
 # ---------------------------------------------------------------------- reading
 def read_results(path_or_dir: str | Path) -> Table:
     """Read a results table: a .parquet or .csv file, or a folder holding results.*."""
-    path = _find_results_file(Path(path_or_dir))
+    path = _find_results_file(as_path(path_or_dir, "results table or sweep folder"))
     if path.suffix == ".parquet":
         if not HAS_PYARROW:
             raise ConfigError("reading Parquet needs pyarrow", source=str(path),

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from memsim.core.errors import TraceError
-from memsim.core.files import atomic_write_with, is_folder
+from memsim.core.files import as_path, atomic_write_with, is_folder
 from memsim.traces.bits import PackedMasks, num_words, pack_words, popcount, unpack_words
 from memsim.traces.model_shape import ModelShape
 
@@ -276,7 +276,7 @@ class Trace:
     @classmethod
     def load(cls, path: str | Path) -> "Trace":
         """Read a trace file; anything wrong with it is a TraceError naming the file."""
-        path = Path(path)
+        path = as_path(path, "trace file", "trace", error=TraceError)
         meta, bits = _read_npz(path)
         try:
             return cls._from_stored(meta, bits, path)

@@ -18,7 +18,7 @@ from typing import Callable
 import numpy as np
 
 from memsim.core.errors import ConfigError
-from memsim.core.files import atomic_write_with, is_folder
+from memsim.core.files import as_path, atomic_write_with, is_folder
 from memsim.core.registry import Registry
 from memsim.traces import ModelShape, Trace
 
@@ -103,7 +103,7 @@ def _width(group: str, model: ModelShape) -> int:
 
 def load_layout(path: str | Path) -> Layout:
     """Read and check a layout file; every problem is a ConfigError naming the file."""
-    path = Path(path)
+    path = as_path(path, "layout file", "flash.layout")
     where = str(path)
     if not path.is_file():
         raise ConfigError("no such layout file", source=where, key_path="flash.layout",
