@@ -16,5 +16,14 @@ from memsim.sim import Result, simulate
 from memsim.traces import ModelShape, Trace, load_model_shape
 
 __all__ = ["HardwareConfig", "ModelShape", "Result", "Trace", "load_hw", "load_model_shape",
-           "simulate"]
+           "load_results", "simulate"]
 __version__ = "0.1.0"
+
+
+def load_results(folder):
+    """A sweep's results table (`folder` or the results file) as a pandas DataFrame, one row
+    per point: `memsim.load_results("runs/demo")`. pandas is optional (`pip install -e
+    '.[all]'`); it is imported only here."""
+    from memsim.sweeps.table import load_results as _load_results
+
+    return _load_results(folder)

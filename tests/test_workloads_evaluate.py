@@ -120,6 +120,20 @@ def test_cli_runs_an_evaluation(tiny, tmp_path, capsys):
     assert trace.method_params["k_up"] == [32, 16]
 
 
+def test_cli_reports_loading_and_evaluating_time_and_a_cache_holding_everything(
+        tiny, tmp_path, capsys):
+    code = main(["--model", str(tiny["dir"]), "--method", "dip_ca", "--density", "0.5",
+                 "--hw", "flagship", "--corpus", str(tiny["text"]), "--windows", "2",
+                 "--window-len", "16", "--no-progress", "--out", str(tmp_path)])
+    out = capsys.readouterr().out.splitlines()
+    assert code == 0 and " s loading + " in out[0] and " s evaluating" in out[0]
+    assert len(out) == 2 and out[1].startswith("note: flagship gives DIP-CA caches that hold "
+                                               "every MLP column")
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["load_s"] > 0 and saved["eval_s"] > 0
+    assert saved["wall_s"] == pytest.approx(saved["load_s"] + saved["eval_s"])
+
+
 @pytest.mark.parametrize("argv,needle", [
     (["--method", "nope"], "unknown mask generator"),
     (["--method", "dense", "--density", "0.5"], "--density: unknown parameter"),

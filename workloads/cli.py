@@ -140,7 +140,10 @@ def run_eval(args: argparse.Namespace) -> int:
                if args.adapter else "")
     print(f"{args.method}{adapter}: perplexity {result.perplexity:.4f} over "
           f"{result.num_scored_tokens} tokens, MLP density {result.mlp_density:.4f}{rate}; "
-          f"wrote {args.out}")
+          f"{result.load_s:.1f} s loading + {result.eval_s:.1f} s evaluating; wrote {args.out}")
+    note = whole_cache_note(result.config)
+    if note:
+        print(note)
     return 0
 
 
@@ -269,6 +272,22 @@ def _check_method(args: argparse.Namespace, shape) -> None:
                             window_len=args.window_len)
         params = cache_params_from_hw(config, types.SimpleNamespace(shape=shape))
     build_generator(args.method, params, shape)
+
+
+def whole_cache_note(config: dict) -> str | None:
+    """One line when --hw gives DIP-CA caches that hold every column: then cache-aware
+    masking has nothing to prefer, and DIP-CA is DIP."""
+    params = config.get("resolved_method_params") or {}
+    shape = config.get("model_shape") or {}
+    widths = {"up_gate_capacity": shape.get("hidden_size"),
+              "down_capacity": shape.get("intermediate_size")}
+    if not config.get("hw") or any(params.get(k) is None or w is None for k, w in widths.items()):
+        return None
+    if all(min(params[k]) >= w for k, w in widths.items()):
+        return (f"note: {config['hw']} gives DIP-CA caches that hold every MLP column, so "
+                "every column counts as cached and gamma changes nothing (DIP-CA = DIP); a "
+                "hardware file with a smaller dram.capacity_GB shows the effect")
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:

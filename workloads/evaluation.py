@@ -84,12 +84,15 @@ def evaluate(model: str | LoadedModel = DEFAULT_MODEL, method: str = "dense",
                         adapter=_adapter_path(model, adapter))
     # cheap checks first: a typo should not wait for a model to load
     parse_params(MASKS.get(method, key_path="method").Params, config.method_params, method)
+    start = time.perf_counter()
     loaded = (model if isinstance(model, LoadedModel)
               else load_model(config.model, dtype, progress=progress))
     if adapter is not None:
         loaded = with_adapter(loaded, adapter)
     text = corpus if isinstance(corpus, Corpus) else load_corpus(corpus, text_column)
+    load_s = time.perf_counter() - start
     result = run(config, loaded, text, progress)
+    result = dataclasses.replace(result, load_s=load_s, wall_s=load_s + result.eval_s)
     if out_dir is not None:
         result.save(out_dir)
     return result
@@ -107,21 +110,21 @@ def _adapter_path(model: str | LoadedModel, adapter: str | Path | None) -> str |
 
 def run(config: EvalConfig, loaded: LoadedModel, corpus: Corpus, progress: bool) -> EvalResult:
     """The evaluation proper, on a loaded model and corpus."""
+    start = time.perf_counter()
     torch.manual_seed(config.seed)
     params = cache_params_from_hw(config, loaded) if config.hw else config.method_params
     generator = build_generator(config.method, params, loaded.shape)
     split = config.split or corpus.default_split("test")
     windows = make_windows(corpus, split, loaded.tokenizer, config.window_len,
                            config.num_windows, config.seed, config.stride)
-    start = time.perf_counter()
     calibration = _calibrate(config, loaded, corpus, generator, windows)
     scored = [score_window(loaded, generator, ids)
               for ids in tqdm(windows.ids, desc=f"eval {config.method}", unit="window",
                               disable=not progress, leave=False)]
-    wall_s = time.perf_counter() - start
+    eval_s = time.perf_counter() - start
     trace = _trace(loaded, generator, scored)
     resolved = _resolved_config(config, loaded, corpus, windows, generator, calibration)
-    return _result(scored, trace, resolved, wall_s)
+    return _result(scored, trace, resolved, eval_s)
 
 
 def _calibrate(config: EvalConfig, loaded: LoadedModel, corpus: Corpus,
@@ -171,7 +174,7 @@ def _ones(num_tokens: int, loaded: LoadedModel, width: int) -> np.ndarray:
     return np.ones((num_tokens, loaded.shape.num_hidden_layers, width), bool)
 
 
-def _result(scored: list[WindowResult], trace: Trace, config: dict, wall_s: float) -> EvalResult:
+def _result(scored: list[WindowResult], trace: Trace, config: dict, eval_s: float) -> EvalResult:
     nll = sum(w.nll_sum for w in scored)
     count = sum(w.num_scored for w in scored)
     density = trace.mlp_density()  # (T, L)
@@ -184,8 +187,8 @@ def _result(scored: list[WindowResult], trace: Trace, config: dict, wall_s: floa
                       num_scored_tokens=count, mlp_density=float(density.mean()),
                       mlp_density_per_layer=density.mean(axis=0).tolist(),
                       window_perplexity=[perplexity(w.nll_sum, w.num_scored) for w in scored],
-                      trace=trace, config=config, wall_s=wall_s, cache_hits=hits,
-                      cache_hit_rate=rates)
+                      trace=trace, config=config, wall_s=eval_s, eval_s=eval_s,
+                      cache_hits=hits, cache_hit_rate=rates)
 
 
 def _resolved_config(config: EvalConfig, loaded: LoadedModel, corpus: Corpus,

@@ -29,9 +29,11 @@ class EvalResult:
     window_perplexity: list[float]  # per window, in window order
     trace: Trace
     config: dict  # the resolved configuration (also config.json)
-    wall_s: float  # evaluation time without model loading
+    wall_s: float  # load_s + eval_s: the whole call
     cache_hits: np.ndarray | None = None  # (T, G, L) int64, DIP-CA only (G: up_gate, down)
     cache_hit_rate: dict | None = None  # group -> hits / requested columns, DIP-CA only
+    load_s: float = 0.0  # loading the model (and adapter) and the corpus; 0 if passed loaded
+    eval_s: float = 0.0  # calibration and scoring, the rest of wall_s
 
     def summary(self) -> dict:
         """The JSON-able figures (results.json)."""
@@ -41,7 +43,8 @@ class EvalResult:
                 "mlp_density": self.mlp_density,
                 "mlp_density_per_layer": self.mlp_density_per_layer,
                 "cache_hit_rate": self.cache_hit_rate,
-                "window_perplexity": self.window_perplexity, "wall_s": self.wall_s}
+                "window_perplexity": self.window_perplexity, "wall_s": self.wall_s,
+                "load_s": self.load_s, "eval_s": self.eval_s}
 
     def save(self, out_dir: str | Path) -> Path:
         """Write every result file into `out_dir` (created if missing)."""

@@ -4,7 +4,13 @@ small torch-free interface cache-aware masking (workloads/) reads.
 
 May import: memsim.core, memsim.traces.
 """
-from memsim.cache.base import POLICIES, CacheOutcome, CachePolicy, count_runs, make_policy
+from memsim.cache.base import (
+    POLICIES,
+    CacheOutcome,
+    CachePolicy,
+    count_runs,
+    make_policy,
+)
 from memsim.core.registry import import_submodules
 
 import_submodules(__name__, __path__)

@@ -23,20 +23,15 @@ import numpy as np
 
 from memsim.cache._packed import resolve_lengths
 from memsim.cache.base import CacheOutcome
+from memsim.core.bitops import popcount
 from memsim.traces.bits import as_packed
 
-M1, M2, M4, H01 = (np.uint64(0x5555555555555555), np.uint64(0x3333333333333333),
-                   np.uint64(0x0F0F0F0F0F0F0F0F), np.uint64(0x0101010101010101))
 ONE = np.uint64(1)
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
-def _popcount(x: np.uint64) -> np.int64:
-    """Set bits of a word (SWAR; LLVM emits one popcnt instruction for it)."""
-    x = x - ((x >> ONE) & M1)
-    x = (x & M2) + ((x >> np.uint64(2)) & M2)
-    x = (x + (x >> np.uint64(4))) & M4
-    return np.int64((x * H01) >> np.uint64(56))
+@numba.njit(cache=True, nogil=True)
+def _popcnt(x: np.uint64) -> np.int64:
+    return np.int64(popcount(x))
 
 
 @numba.njit(cache=True, nogil=True)
@@ -46,7 +41,7 @@ def _keep_lowest(words: np.ndarray, room: int, out: np.ndarray) -> None:
         if room <= 0:
             return
         x = words[k]
-        n = _popcount(x)
+        n = _popcnt(x)
         if n <= room:
             out[k] |= x
             room -= n
@@ -81,7 +76,7 @@ def _lru_layer(masks: np.ndarray, layer: int, capacity: int, lengths: np.ndarray
             m = masks[t, layer]
             h = 0
             for k in range(W):  # serve from the cache left by the previous token
-                h += _popcount(m[k] & state[k])
+                h += _popcnt(m[k] & state[k])
                 missed[t, layer, k] = m[k] & ~state[k]
                 back[k] |= m[k]
                 outer[k] |= m[k]
@@ -108,8 +103,8 @@ def _lru_layer(masks: np.ndarray, layer: int, capacity: int, lengths: np.ndarray
                 outer[k] |= win[k]  # restore U(a*-1..t)
             f, r = 0, 0
             for k in range(W):
-                f += _popcount(missed[t, layer, k] & state[k])
-                r += _popcount(state[k])
+                f += _popcnt(missed[t, layer, k] & state[k])
+                r += _popcnt(state[k])
             fills[t, layer], resident[t, layer] = f, r
         first += n
 
@@ -121,7 +116,7 @@ def _window(suffix: np.ndarray, back: np.ndarray, win: np.ndarray, start: int, W
     row = suffix[start]
     for k in range(W):
         win[k] = row[k] | back[k]
-        count += _popcount(win[k])
+        count += _popcnt(win[k])
     return count
 
 

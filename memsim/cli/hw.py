@@ -1,4 +1,4 @@
-"""`memsim hw {validate, list, keys}`: hardware configs."""
+"""`memsim hw {validate, list, show, keys}`: hardware configs."""
 from __future__ import annotations
 
 from memsim.cli import COMMANDS, Command
@@ -13,6 +13,9 @@ class Hw(Command):
         v = hw_sub.add_parser("validate", help="check a hardware YAML file")
         v.add_argument("file")
         hw_sub.add_parser("list", help="list the presets in hw_configs/")
+        show = hw_sub.add_parser("show", help="print a preset's YAML (a start for your own: "
+                                              "memsim hw show flagship > my_phone.yaml)")
+        show.add_argument("preset")
         hw_sub.add_parser("keys", help="print every YAML key with its unit and range (markdown)")
         pr = hw_sub.add_parser("probe", help="effective flash read bandwidth and IOPS by request "
                                              "size, random and sequential (what a fio run shows)")
@@ -28,6 +31,8 @@ class Hw(Command):
         elif args.hw_command == "probe":
             from memsim.hw.probe import probe_table
             print(probe_table(load_hw(args.hw)))
+        elif args.hw_command == "show":
+            print(preset_text(args.preset), end="")
         elif args.hw_command == "list":
             for name in list_presets():
                 print(f"{name:20s} {load_hw(name).description}")
@@ -35,3 +40,16 @@ class Hw(Command):
             from memsim.hw.keys_doc import keys_markdown
             print(keys_markdown(HardwareConfig))
         return 0
+
+
+def preset_text(name: str) -> str:
+    """A preset's YAML file as written (comments citing its figures included)."""
+    from memsim.core.errors import ConfigError
+    from memsim.hw import list_presets
+    from memsim.hw.config import PRESET_DIR
+
+    path = PRESET_DIR / f"{name}.yaml"
+    if name not in list_presets() or not path.is_file():
+        raise ConfigError(f"no preset {name!r}", source="<cli>", key_path="preset",
+                          allowed=", ".join(list_presets()))
+    return path.read_text()

@@ -1,4 +1,5 @@
-"""`memsim sweep FILE --out DIR`: a grid of points, resumable, local or on Dask."""
+"""`memsim sweep FILE --out DIR`: a grid of points, resumable, local or on Dask; prints the
+summary table at the end (the same as `memsim demo`)."""
 from __future__ import annotations
 
 import sys
@@ -19,20 +20,25 @@ class Sweep(Command):
         p.add_argument("--scheduler", default=None,
                        help="dask scheduler address, e.g. tcp://host:8786 (default: start a "
                             "LocalCluster on 127.0.0.1)")
+        p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     def run(self, args) -> int:
-        from memsim.sweeps import run_sweep
+        from memsim.sweeps import read_results, run_sweep
         from memsim.sweeps.executors import sigterm_as_interrupt
+        from memsim.sweeps.summary import summary_lines
 
         sweep = check_sweep_arguments(args)
         try:
             with sigterm_as_interrupt():
                 report = run_sweep(sweep, args.out, executor=args.executor,
-                                   workers=args.workers, scheduler=args.scheduler)
+                                   workers=args.workers, scheduler=args.scheduler,
+                                   progress=not args.no_progress)
         except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: finished points are on disk
             raise Interrupted(f"{getattr(exc, 'message', 'interrupted')}; finished points "
                               "are kept: rerun the same command to resume",
                               getattr(exc, "exit_code", 130)) from None
+        if report.table_path is not None:
+            print("\n".join(["", *summary_lines(read_results(report.table_path)), ""]))
         print(f"{report.num_points} points ({report.num_done_before} already done); "
               f"results: {report.table_path}")
         for failure in report.failures:

@@ -149,17 +149,20 @@ def _refuse_file_in_path(folder: Path, path: Path, flag: str) -> None:
 
 
 # ------------------------------------------------------------------ output locations
-def check_output_dir(path: str | Path, flag: str = "--out") -> Path:
+def check_output_dir(path: str | Path, flag: str = "--out", create: bool = True) -> Path:
     """Make sure `path` is (or can become) a writable folder, before any work is done; a
-    ConfigError names the path, the flag and why not. Creates the folder."""
+    ConfigError names the path, the flag and why not. Creates the folder (`create`), or
+    else checks that its nearest existing ancestor is writable (so that a command refusing
+    other input later leaves nothing behind)."""
     path = Path(path)
     try:
         if path.exists() and not path.is_dir():
             raise ConfigError("exists and is a file, not a folder", source=str(path),
                               key_path=flag, allowed="a folder (new or existing)")
         _refuse_file_in_path(path.parent, path, flag)
-        path.mkdir(parents=True, exist_ok=True)
-        _probe_writable(path)
+        if create:
+            path.mkdir(parents=True, exist_ok=True)
+        _probe_writable(next(p for p in (path, *path.parents) if p.exists()))
     except OSError as exc:  # no permission to look or write, a read-only disk, ...
         raise ConfigError(f"cannot write into {path}: {os_reason(exc)}", source=str(path),
                           key_path=flag, allowed="a writable folder") from None

@@ -10,6 +10,7 @@ import numpy as np
 import yaml
 
 from memsim.core.files import atomic_write_texts
+from memsim.core.units import format_bytes
 
 
 @dataclass(frozen=True)
@@ -53,23 +54,28 @@ class Result:
     per_token: dict[str, list[float]] = field(repr=False)  # time_s and the breakdown, (T,)
 
     def summary_rows(self) -> list[tuple[str, str]]:
-        """Human-readable (label, value) pairs for the CLI table."""
-        mb = 1e6
+        """Human-readable (label, value) pairs for the CLI table; sizes in MB below 1 GB,
+        GB above (memsim.core.units), as in the sweep's table and figures."""
         rows = [("hardware", self.hw_name), ("model", self.model_name),
                 ("method", self.method), ("trace", self.trace_source or "-"),
                 ("mode", self.mode), ("tokens", f"{self.num_tokens} in {self.num_sequences} seq"),
                 ("tokens/s", f"{self.tokens_per_s:.3f}"),
                 ("time/token", f"{self.time_per_token_s * 1e3:.3f} ms"),
                 ("time to first token", f"{self.ttft_s * 1e3:.3f} ms")]
-        rows += [(f"  {k}", f"{v * 1e3:.3f} ms") for k, v in self.breakdown_s.items()]
-        rows += [("flash MB/token", f"{self.flash_bytes_per_token / mb:.3f} payload, "
-                                    f"{self.flash_device_bytes_per_token / mb:.3f} read"),
-                 ("flash requests/token", f"{self.flash_requests_per_token:.1f}")]
+        if self.mode == "analytic":  # the closed form has no timeline to split
+            rows.append(("breakdown", "n/a (analytic mode has no timeline)"))
+        else:
+            rows += [(f"  {k}", f"{v * 1e3:.3f} ms") for k, v in self.breakdown_s.items()]
+        rows += [("flash read/token", f"{format_bytes(self.flash_bytes_per_token)} payload, "
+                                      f"{format_bytes(self.flash_device_bytes_per_token)} "
+                                      "from the device"),
+                 ("flash requests/token", f"{self.flash_requests_per_token:,.1f}")]
         if self.effective_flash_bandwidth_Bps is not None:
-            rows.append(("effective flash GB/s", f"{self.effective_flash_bandwidth_Bps / 1e9:.3f}"))
-        rows += [("DRAM read MB/token", f"{self.dram_read_bytes_per_token / mb:.3f}"),
+            rows.append(("effective flash bandwidth",
+                         f"{self.effective_flash_bandwidth_Bps / 1e9:.3f} GB/s"))
+        rows += [("DRAM read/token", format_bytes(self.dram_read_bytes_per_token)),
                  ("cache hit rate", f"{self.hit_rate:.4f}"),
-                 ("DRAM used", f"{self.dram_used_bytes / 1e9:.3f} GB")]
+                 ("DRAM used", format_bytes(self.dram_used_bytes))]
         if self.energy_per_token_J is not None:
             rows.append(("energy/token", f"{self.energy_per_token_J * 1e3:.3f} mJ"))
         return rows

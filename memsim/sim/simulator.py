@@ -10,8 +10,13 @@ from memsim.core.errors import ConfigError
 from memsim.core.schema import to_plain
 from memsim.hw.config import HardwareConfig, load_hw
 from memsim.hw.layouts import Layout, load_layout
-from memsim.sim.costs import (StepCosts, build_prefill_costs, build_step_costs, cache_outcome,
-                              group_geometries)
+from memsim.sim.costs import (
+    StepCosts,
+    build_prefill_costs,
+    build_step_costs,
+    cache_outcome,
+    group_geometries,
+)
 from memsim.sim.engine import DecodeRun, TokenTimes
 from memsim.sim.plan import DramPlan, kv_budget_tokens, plan_dram
 from memsim.sim.reference import analytic_token_times

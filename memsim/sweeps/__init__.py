@@ -1,6 +1,8 @@
-"""Sweeps: a sweep file (spec.py) expanded into points, run resumably (runner.py) on an
-executor (executors/), with traces from a generator or a real model (trace_sources.py), into
-one results table (table.py) that the figures read (plots.py).
+"""Sweeps: a sweep file (spec.py) expanded into points, run resumably (runner.py, with one
+honest progress bar: progress.py) on an executor (executors/), with traces from a generator
+or a real model (trace_sources.py) and dense reference throughputs (references.py), into one
+results table (table.py) that the summary (summary.py) and the figures (figures/) read,
+grouping rows into panels and series the same way (grouping.py).
 
 May import: memsim.core, memsim.traces, memsim.cache, memsim.hw, memsim.sim (and workloads/,
 lazily, in trace_sources.py only).

@@ -1,14 +1,16 @@
 """Run a sweep: make the traces it needs, simulate every point, keep a results table.
 
 Output folder:
-    traces/<trace id>/   trace.npz, eval.json (perplexity; written last: the done marker)
-    points/<point id>/   result.json, per_token.csv, resolved_config.yaml, row.json (last)
-    results.parquet      one row per point of the current sweep file (CSV without pyarrow)
-    dropped.json         grid points filtered out, with the reason
+    traces/<trace id>/     trace.npz, eval.json (perplexity; written last: the done marker)
+    references/<ref id>/   reference.json: dense streaming / everything-in-DRAM tokens/s
+    points/<point id>/     result.json, per_token.csv, resolved_config.yaml, row.json (last)
+    results.parquet        one row per point of the current sweep file (CSV without pyarrow)
+    dropped.json           grid points filtered out, with the reason
 Resumable: every file is written atomically and a task is done only once its marker exists,
 so a sweep killed at any moment (Ctrl-C, SIGKILL, a dead worker) resumes by running the same
-command; a point whose configuration changed has a new id and is recomputed, the others
-are skipped. The results table is rebuilt from the points' row.json files.
+command, which says how many points were already done; a point whose configuration changed
+has a new id and is recomputed, the others are skipped. The results table is rebuilt from the
+points' row.json files (and the references), so it may gain columns on a rerun.
 """
 from __future__ import annotations
 
@@ -17,14 +19,16 @@ import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-
-from tqdm import tqdm
+from typing import Callable
 
 from memsim.core.errors import ConfigError
 from memsim.core.files import atomic_write_text, read_json, remove_stale_temp_files
 from memsim.sim.result import write_result
 from memsim.sim.simulator import resolved_config, simulate
 from memsim.sweeps.executors import EXECUTORS
+from memsim.sweeps.progress import SweepProgress, run_task
+from memsim.sweeps.references import REFERENCE_FILE, reference_id, reference_job, \
+    simulate_references
 from memsim.sweeps.spec import SweepPoint, SweepSpec, expand, require_points
 from memsim.sweeps.trace_sources import (EVAL_FILE, TRACE_FILE, damaged_trace, make_trace,
                                          trace_id, trace_job)
@@ -61,10 +65,19 @@ class Failure(str):
         return obj
 
 
+@dataclass(frozen=True)
+class _Task:
+    kind: str  # "evaluation", "trace", "reference" or "simulation": weighs the progress bar
+    fn: Callable
+    args: tuple
+    name: str  # for failure messages
+
+
 def run_sweep(sweep: SweepSpec, out_dir: str | Path, *, executor: str = "local",
-              workers: int = 1, scheduler: str | None = None,
-              progress: bool = True) -> SweepReport:
-    """Make missing traces, then simulate missing points, on `executor`."""
+              workers: int = 1, scheduler: str | None = None, progress: bool = True,
+              echo: Callable[[str], None] | None = print) -> SweepReport:
+    """Make missing traces and references, then simulate missing points, on `executor`.
+    `echo` (None: silent) receives one line when some points were already done."""
     out = Path(out_dir)
     _remove_stale_temp_files(out)
     points, dropped = expand(sweep)
@@ -73,27 +86,46 @@ def run_sweep(sweep: SweepSpec, out_dir: str | Path, *, executor: str = "local",
         [{"axes": v, "reason": r} for v, r in dropped], indent=2, default=str))
     jobs = {p.point_id: trace_job(p) for p in points}
     discard_damaged(out, {trace_id(j) for j in jobs.values()}, points)
-    traces = {trace_id(j): j for j in jobs.values()}
-    todo_traces = [(j, str(out / "traces" / t), _hw_for_trace(points, jobs, t))
-                   for t, j in traces.items() if not (out / "traces" / t / EVAL_FILE).exists()]
+    first = [*_reference_tasks(points, out), *_trace_tasks(points, jobs, out)]
     todo_points = [p for p in points if not (out / "points" / p.point_id / ROW_FILE).exists()]
+    done_before = len(points) - len(todo_points)
+    if echo is not None and done_before:
+        echo(f"{out}: {done_before} of {len(points)} points already done"
+             + ("" if todo_points or first else "; nothing to run"))
+    bar = SweepProgress(f"sweep {sweep.name}", workers,
+                        enabled=progress and bool(first or todo_points))
+    for task in first:
+        bar.add(task.kind, 1)
+    bar.add("simulation", len(todo_points))
     failures = []
-    bar = tqdm(total=len(todo_traces) + len(todo_points), desc=f"sweep {sweep.name}",
-               unit="task", disable=not progress)
     try:
         with EXECUTORS.get(executor, key_path="executor")(workers, scheduler) as pool:
-            failures += _run(pool, make_trace, todo_traces, bar, "trace")
+            failures += _run(pool, first, bar)
             ready = [p for p in todo_points
                      if (out / "traces" / trace_id(jobs[p.point_id]) / EVAL_FILE).exists()]
-            args = [(_point_args(p, jobs[p.point_id], out)) for p in ready]
-            failures += _run(pool, simulate_point, args, bar, "point")
+            failures += _run(pool, [_point_task(p, jobs[p.point_id], out) for p in ready], bar)
             failures += [Failure(f"point {p.point_id}: its trace failed", retryable=False)
                          for p in todo_points if p not in ready]  # the trace's line says
     finally:
         bar.close()
         table = write_table(points, out)
-    return SweepReport(len(points), len(points) - len(todo_points), len(failures), table,
-                       failures)
+    return SweepReport(len(points), done_before, len(failures), table, failures)
+
+
+def _trace_tasks(points: list[SweepPoint], jobs: dict, out: Path) -> list[_Task]:
+    """A task per trace not yet made: a model evaluation, or a synthetic trace."""
+    traces = {trace_id(j): j for j in jobs.values()}
+    return [_Task("evaluation" if j["trace"]["source"] == "model" else "trace", make_trace,
+                  (j, str(out / "traces" / t), _hw_for_trace(points, jobs, t)), f"trace {t}")
+            for t, j in traces.items() if not (out / "traces" / t / EVAL_FILE).exists()]
+
+
+def _reference_tasks(points: list[SweepPoint], out: Path) -> list[_Task]:
+    """A task per phone whose references are not yet simulated."""
+    jobs = {reference_id(j): j for j in map(reference_job, points)}
+    return [_Task("reference", simulate_references, (j, str(out / "references" / r)),
+                  f"reference {r}")
+            for r, j in jobs.items() if not (out / "references" / r / REFERENCE_FILE).exists()]
 
 
 def _remove_stale_temp_files(out: Path) -> None:
@@ -119,6 +151,22 @@ def discard_damaged(out: Path, trace_ids: set[str], points: list[SweepPoint]) ->
             print(f"memsim: recomputing point {point.point_id}: {row} is damaged",
                   file=sys.stderr)
             row.unlink(missing_ok=True)
+    for ref in sorted({out / "references" / reference_id(reference_job(p)) / REFERENCE_FILE
+                       for p in points}):
+        if ref.exists() and _read_reference(ref) is None:
+            print(f"memsim: recomputing references: {ref} is damaged", file=sys.stderr)
+            ref.unlink(missing_ok=True)
+
+
+def _read_reference(path: Path) -> dict | None:
+    """A phone's reference.json (numbers by column name), or None if missing or damaged."""
+    try:
+        values = read_json(path, what="reference")
+    except ConfigError:
+        return None
+    ok = all(isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool)
+             for k, v in values.items())
+    return values if ok else None
 
 
 def _read_row(path: Path) -> dict | None:
@@ -130,15 +178,17 @@ def _read_row(path: Path) -> dict | None:
     return row if row.get("point_id") == path.parent.name else None
 
 
-def _run(pool, fn, args_list, bar, kind) -> list[str]:
+def _run(pool, tasks: list[_Task], bar: SweepProgress) -> list[str]:
+    """Run `tasks` on the pool (bars silenced in the workers); the failures, one line each."""
     failures = []
-    for i, outcome in pool.run(fn, args_list):
+    for i, outcome in pool.run(run_task, [(t.fn, *t.args) for t in tasks]):
         if isinstance(outcome, BaseException):
-            failures.append(Failure(f"{kind} {Path(str(args_list[i][1])).name}: "
-                                    f"{type(outcome).__name__}: {outcome}",
+            failures.append(Failure(f"{tasks[i].name}: {type(outcome).__name__}: {outcome}",
                                     retryable=getattr(outcome, "retryable",
                                                       not isinstance(outcome, ConfigError))))
-        bar.update(1)
+            bar.done(tasks[i].kind, None)
+        else:
+            bar.done(tasks[i].kind, outcome[1])
     return failures
 
 
@@ -148,9 +198,10 @@ def _hw_for_trace(points: list[SweepPoint], jobs: dict, tid: str) -> dict:
     return point.config["hw"]
 
 
-def _point_args(point: SweepPoint, job: dict, out: Path) -> tuple:
-    return (point, str(out / "points" / point.point_id),
-            str(out / "traces" / trace_id(job)))
+def _point_task(point: SweepPoint, job: dict, out: Path) -> _Task:
+    return _Task("simulation", simulate_point, (point, str(out / "points" / point.point_id),
+                                                str(out / "traces" / trace_id(job))),
+                 f"point {point.point_id}")
 
 
 def simulate_point(point: SweepPoint, folder: str, trace_folder: str) -> dict:
@@ -182,7 +233,9 @@ def table_row(point: SweepPoint, result, figures: dict, folder: str, trace_folde
         "tokens_per_s", "time_per_token_s", "ttft_s", "hit_rate", "flash_bytes_per_token",
         "dram_read_bytes_per_token", "dram_write_bytes_per_token", "dram_used_bytes")})
     row["energy_per_token_J"] = _nan(result.energy_per_token_J)
-    row.update({f"breakdown_{k}_s": v for k, v in result.breakdown_s.items()})
+    timeline = s.mode != "analytic"  # the closed form has no timeline to break down
+    row.update({f"breakdown_{k}_s": v if timeline else math.nan
+                for k, v in result.breakdown_s.items()})
     row.update({axis: _axis_value(point, axis, value) for axis, value in point.axis_values})
     row.update(config_path=str(Path(folder) / "resolved_config.yaml"),
                trace_path=str(Path(trace_folder) / TRACE_FILE),
@@ -204,14 +257,17 @@ def _nan(value) -> float:
 
 
 def write_table(points: list[SweepPoint], out: Path) -> Path | None:
-    """results.parquet (or .csv) from the finished points of this sweep, in grid order."""
+    """results.parquet (or .csv) from the finished points of this sweep, in grid order, each
+    row with its phone's reference tokens/s where they exist."""
     from memsim.sweeps.table import write_results
 
-    rows = []
+    rows, references = [], {}
     for p in points:
         path = out / "points" / p.point_id / ROW_FILE
         row = _read_row(path) if path.exists() else None
         if row is not None:
-            rows.append(row)
+            ref = out / "references" / reference_id(reference_job(p)) / REFERENCE_FILE
+            if ref not in references:
+                references[ref] = _read_reference(ref) or {}
+            rows.append({**row, **references[ref]})
     return write_results(rows, out) if rows else None
-

@@ -7,7 +7,7 @@ text when it is a known text column (`point_id`, `method`, `*_path`, ...) or hol
 otherwise it is numeric and stored as float, with NaN for missing (None) cells. Missing text is
 "". Ignores: column types other than text and numbers (lists, dicts are written as their str),
 and appending (the writer rewrites the whole table; a sweep's tables are small). pandas is not
-needed.
+needed, except by `load_results`, which hands the same table to pandas users as a DataFrame.
 """
 from __future__ import annotations
 
@@ -284,10 +284,13 @@ def _check_rectangular(path: Path, header: list[str], cells: list[list[str]]) ->
     if not header or len(set(header)) != len(header):
         raise ConfigError("the header row is empty or repeats a column", source=str(path),
                           allowed="a results table written by memsim")
-    for number, row in enumerate(cells, start=2):
-        if len(row) != len(header):
+    for number, row in enumerate([header, *cells], start=1):
+        if number > 1 and len(row) != len(header):
             raise ConfigError(f"line {number} has {len(row)} cells, the header {len(header)} "
                               "(truncated or damaged)", source=str(path),
+                              allowed="rerun `memsim sweep` to rebuild the table")
+        if any("\x00" in cell for cell in row):  # never written by memsim: zeroed blocks
+            raise ConfigError(f"line {number} holds NUL bytes (damaged)", source=str(path),
                               allowed="rerun `memsim sweep` to rebuild the table")
 
 
@@ -299,3 +302,22 @@ def _parse_csv_column(name: str, cells: list[str]) -> np.ndarray:
         except ValueError:
             pass
     return np.array(cells, dtype=object)
+
+
+# ---------------------------------------------------------------------- pandas
+def load_results(path_or_dir: str | Path):
+    """The results table as a pandas DataFrame: a column per table column, in order; numbers
+    as float64 (NaN = missing), text as str ("" = missing). Needs pandas (the `all` extra)."""
+    return to_dataframe(read_results(path_or_dir))
+
+
+def to_dataframe(table: Table):
+    """`table` as a pandas DataFrame (same columns, same values)."""
+    try:
+        import pandas as pd
+    except ImportError:
+        raise ConfigError("memsim.load_results needs pandas", source=table.source,
+                          allowed="pip install pandas, or pip install -e '.[all]'; without "
+                                  "pandas, memsim.sweeps.read_results gives the same table"
+                          ) from None
+    return pd.DataFrame({name: table[name] for name in table.columns})

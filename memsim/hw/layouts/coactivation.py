@@ -13,6 +13,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from memsim.core.bitops import popcount
 from memsim.hw.layouts.base import LAYOUT_METHODS
 from memsim.traces.bits import pack_words, unpack_words
 
@@ -26,24 +27,11 @@ def coactivation_order(words: np.ndarray, num_columns: int) -> np.ndarray:
     return _greedy_path(by_column, uses)
 
 
-M1, M2, M4, H01 = (np.uint64(0x5555555555555555), np.uint64(0x3333333333333333),
-                   np.uint64(0x0F0F0F0F0F0F0F0F), np.uint64(0x0101010101010101))
-
-
-@numba.njit(cache=True, nogil=True)
-def _popcount(x: np.uint64) -> int:
-    """Set bits of a word (SWAR; LLVM turns it into one popcnt instruction)."""
-    x = x - ((x >> np.uint64(1)) & M1)
-    x = (x & M2) + ((x >> np.uint64(2)) & M2)
-    x = (x + (x >> np.uint64(4))) & M4
-    return int((x * H01) >> np.uint64(56))
-
-
 @numba.njit(cache=True, nogil=True)
 def _count(a: np.ndarray, b: np.ndarray) -> int:
     total = 0
     for k in range(a.shape[0]):
-        total += _popcount(a[k] & b[k])
+        total += popcount(a[k] & b[k])
     return total
 
 
