@@ -23,10 +23,9 @@ class LayoutCommand(Command):
         i.add_argument("file")
 
     def run(self, args) -> int:
+        from memsim.core.files import check_output_file, is_folder
         from memsim.hw.layouts import LAYOUT_METHODS, build_layout, load_layout
         from memsim.traces import Trace
-
-        from memsim.core.files import check_output_file, is_folder
 
         if args.layout_command == "info":
             layout = load_layout(args.file)

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from memsim.cache import POLICIES
 from memsim.core.errors import ConfigError
-from memsim.core.schema import impl_field, load_dataclass, spec
 from memsim.core.files import as_path
+from memsim.core.schema import impl_field, load_dataclass, spec
 from memsim.core.strict_yaml import read_yaml
 from memsim.hw.flash import FLASH_MODELS, FlashModel
 

@@ -27,11 +27,21 @@ from memsim.sim.result import write_result
 from memsim.sim.simulator import resolved_config, simulate
 from memsim.sweeps.executors import EXECUTORS
 from memsim.sweeps.progress import SweepProgress, run_task
-from memsim.sweeps.references import REFERENCE_FILE, reference_id, reference_job, \
-    simulate_references
+from memsim.sweeps.references import (
+    REFERENCE_FILE,
+    reference_id,
+    reference_job,
+    simulate_references,
+)
 from memsim.sweeps.spec import SweepPoint, SweepSpec, expand, require_points
-from memsim.sweeps.trace_sources import (EVAL_FILE, TRACE_FILE, damaged_trace, make_trace,
-                                         trace_id, trace_job)
+from memsim.sweeps.trace_sources import (
+    EVAL_FILE,
+    TRACE_FILE,
+    damaged_trace,
+    make_trace,
+    trace_id,
+    trace_job,
+)
 from memsim.traces.model_shape import load_model_shape
 from memsim.traces.trace import Trace
 

@@ -32,8 +32,8 @@ from typing import Any
 
 from memsim.core.errors import ConfigError, is_internal, user_input
 from memsim.core.files import as_path
-from memsim.core.strict_yaml import read_yaml_mapping
 from memsim.core.schema import load_dataclass, spec, to_plain
+from memsim.core.strict_yaml import read_yaml_mapping
 from memsim.hw.config import HardwareConfig, hw_from_dict, load_hw
 
 METHODS = ("dense", "glu", "cats", "dip", "dip_ca")  # workloads/masks registers these

@@ -34,7 +34,13 @@ import numpy as np
 
 from memsim.core.errors import TraceError
 from memsim.core.files import as_path, atomic_write_with, is_folder
-from memsim.traces.bits import PackedMasks, num_words, pack_words, popcount, unpack_words
+from memsim.traces.bits import (
+    PackedMasks,
+    num_words,
+    pack_words,
+    popcount,
+    unpack_words,
+)
 from memsim.traces.model_shape import ModelShape
 
 FORMAT_VERSION = 2  # the newest this code reads and writes

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from memsim.core.schema import spec
-from memsim.hw.flash.base import FLASH_MODELS, MIN_FLASH_GBps, FlashModel
+from memsim.hw.flash.base import FLASH_MODELS, FlashModel, MIN_FLASH_GBps
 
 
 @FLASH_MODELS.register("simple")

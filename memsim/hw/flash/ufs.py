@@ -26,8 +26,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from memsim.core.schema import spec
-from memsim.hw.flash.base import (FLASH_MODELS, MIN_FLASH_GBps, MIN_IOPS_K, FlashModel,
-                                  log_interpolate)
+from memsim.hw.flash.base import (
+    FLASH_MODELS,
+    MIN_IOPS_K,
+    FlashModel,
+    MIN_FLASH_GBps,
+    log_interpolate,
+)
 
 
 @FLASH_MODELS.register("ufs")

@@ -16,7 +16,11 @@ from memsim.traces.calibrated.latent import (
     representative_thresholds,
     truncate_lengths,
 )
-from memsim.traces.calibrated.measure import measure_mask, profile_of, reuse_histogram_words
+from memsim.traces.calibrated.measure import (
+    measure_mask,
+    profile_of,
+    reuse_histogram_words,
+)
 from memsim.traces.calibrated.statistics import GroupStatistics, TraceStatistics
 from memsim.traces.trace import MASK_NAMES, Trace
 

@@ -7,7 +7,11 @@ import numpy as np
 
 from memsim.core.errors import ConfigError
 from memsim.traces.calibrated.latent import latent_scores, norm_ppf, probit_shift
-from memsim.traces.calibrated.statistics import RANK_GRID, GroupStatistics, TraceStatistics
+from memsim.traces.calibrated.statistics import (
+    RANK_GRID,
+    GroupStatistics,
+    TraceStatistics,
+)
 from memsim.traces.density import dip_keep_fractions
 from memsim.traces.model_shape import ModelShape
 from memsim.traces.trace import Trace
