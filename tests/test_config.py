@@ -45,7 +45,7 @@ BAD = {
     "unknown key": (_set("dram.bandwidth", 3), "dram.bandwidth", "unknown key"),
     "unknown top key": (_set("gpu", {}), "gpu", "unknown key"),
     "negative bandwidth": (_set("dram.read_bandwidth_GBps", -1), "dram.read_bandwidth_GBps",
-                           "> 0"),
+                           ">= 1e-06"),
     "zero capacity": (_set("dram.capacity_GB", 0), "dram.capacity_GB", "> 0"),
     "wrong type": (_set("dram.capacity_GB", "4GB"), "dram.capacity_GB", "expected float"),
     "bool is not a number": (_set("dram.capacity_GB", True), "dram.capacity_GB", "expected"),

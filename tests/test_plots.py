@@ -121,7 +121,7 @@ def test_plot_cli_bad_input_is_one_line_and_exit_code_2(tmp_path, capsys):
     assert main(["plot", str(tmp_path), "--points", "nope"]) == 2
     assert main(["plot", str(tmp_path / "missing")]) == 2
     err = capsys.readouterr().err.splitlines()
-    assert len(err) == 3 and "ppl_tolerance" in err[0] and "nope" in err[1] \
+    assert len(err) == 3 and "--ppl-tolerance" in err[0] and "nope" in err[1] \
         and "no results table" in err[2]
     assert not (tmp_path / "plots").exists()
 

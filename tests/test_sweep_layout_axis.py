@@ -1,5 +1,5 @@
 """A flash layout as a sweep axis: relative paths are taken from the sweep file's folder
-(as `base.hw` is), and a missing file is an error before any work."""
+(as `base.hw` is), and a missing file is an error before any work, naming that path."""
 from __future__ import annotations
 
 import numpy as np
@@ -35,8 +35,9 @@ def test_a_relative_layout_axis_value_resolves_against_the_sweep_file(tmp_path, 
     assert np.isclose(sorted({p.hw.flash.merge_gap_KiB for p in points})[-1], 16)
 
 
-def test_a_missing_layout_file_is_an_error_naming_the_axis(tmp_path):
-    path = _sweep_file(tmp_path, ["nowhere.npz"])
-    with pytest.raises(ConfigError, match="no such layout file") as err:
-        load_sweep(path)
-    assert err.value.key_path == "axes.hw.flash.layout"
+def test_a_missing_layout_file_is_an_error_naming_the_resolved_path(tmp_path):
+    path = _sweep_file(tmp_path / "sweeps", ["nowhere.npz"])
+    with pytest.raises(ConfigError, match="no layout file") as err:
+        expand(load_sweep(path))
+    assert str((tmp_path / "sweeps" / "nowhere.npz").resolve()) in err.value.message
+    assert err.value.key_path == "hw.flash.layout"

@@ -136,10 +136,10 @@ def test_cli_reports_loading_and_evaluating_time_and_a_cache_holding_everything(
 
 @pytest.mark.parametrize("argv,needle", [
     (["--method", "nope"], "unknown mask generator"),
-    (["--method", "dense", "--density", "0.5"], "dense.density"),
-    (["--method", "dip", "--density", "2"], "dip.density"),
-    (["--method", "dip", "--windows", "0"], "windows"),
-    (["--method", "dip_ca", "--param", "gama=0.5"], "dip_ca.gama"),
+    (["--method", "dense", "--density", "0.5"], "--density: unknown parameter"),
+    (["--method", "dip", "--density", "2"], "--density: bad value 2"),
+    (["--method", "dip", "--windows", "0"], "--windows"),
+    (["--method", "dip_ca", "--param", "gama=0.5"], "--param gama: unknown parameter"),
 ])
 def test_cli_bad_input_is_one_line_and_exit_code_2(tiny, tmp_path, capsys, argv, needle):
     code = main(["--model", str(tiny["dir"]), "--corpus", str(tiny["text"]), "--window-len",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from contextlib import contextmanager
 from typing import Any
 
 # flag -> method parameter; None-default flags are passed only when given
@@ -107,19 +108,22 @@ def method_params(args: argparse.Namespace) -> dict:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    """Run one evaluation; 0 on success, 2 with a one-line error on bad input."""
+    """Run one evaluation; 0 on success, 2 with a one-line error on bad input (every flag
+    checked before the model loads: `check_eval_arguments`)."""
     from memsim.core.errors import ConfigError
 
     try:
         from workloads.evaluation import evaluate
 
-        result = evaluate(args.model, args.method, method_params(args), corpus=args.corpus,
-                          windows=args.windows, window_len=args.window_len,
-                          stride=args.stride, seed=args.seed, split=args.split,
-                          calibration_windows=args.calibration_windows,
-                          text_column=args.text_column, hw=args.hw, dtype=args.dtype,
-                          adapter=args.adapter, out_dir=args.out,
-                          progress=not args.no_progress)
+        corpus = check_eval_arguments(args)
+        with _flag_errors(args.method):
+            result = evaluate(args.model, args.method, method_params(args), corpus=corpus,
+                              windows=args.windows, window_len=args.window_len,
+                              stride=args.stride, seed=args.seed, split=args.split,
+                              calibration_windows=args.calibration_windows,
+                              text_column=args.text_column, hw=args.hw, dtype=args.dtype,
+                              adapter=args.adapter, out_dir=args.out,
+                              progress=not args.no_progress)
     except (ConfigError, FileNotFoundError) as exc:
         print(f"memsim eval: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -141,6 +145,133 @@ def run_eval(args: argparse.Namespace) -> int:
     if note:
         print(note)
     return 0
+
+
+# error key (from workloads/ or memsim) -> the flag the user typed
+_FLAG_OF = {"model": "--model", "method": "--method", "corpus": "--corpus", "split": "--split",
+            "text_column": "--text-column", "windows": "--windows",
+            "num_windows": "--windows", "window_len": "--window-len", "stride": "--stride",
+            "seed": "--seed", "calibration_windows": "--calibration-windows",
+            "dtype": "--dtype", "adapter": "--adapter", "hw": "--hw", "out": "--out"}
+
+
+def _flag(key_path: str, method: str, dests: tuple[str, ...] = ()) -> str:
+    """The flag behind an error's key: `dip.density` -> --density, `dip.rho` -> --param,
+    `batch_size` -> --batch-size when the command has that flag (`dests`)."""
+    if key_path in _FLAG_OF or key_path.startswith("--"):
+        return _FLAG_OF.get(key_path, key_path)
+    if key_path in dests:
+        return "--" + key_path.replace("_", "-")
+    name = key_path.split(".", 1)[1] if key_path.startswith(f"{method}.") else key_path
+    if name in METHOD_FLAGS or name == "warm_up":
+        return "--" + name.replace("_", "-")
+    return f"--param {name}" if name else "--method"
+
+
+@contextmanager
+def _flag_errors(method: str, args: argparse.Namespace | None = None):
+    """Errors without a file of their own are told against the flag the user typed (any
+    flag of `args`' command, e.g. `memsim finetune --steps`)."""
+    from memsim.core.errors import ConfigError, is_internal
+
+    dests = tuple(vars(args)) if args is not None else ()
+    try:
+        yield
+    except ConfigError as exc:
+        if not is_internal(exc.source):
+            raise
+        raise exc.relocated(source="<cli>",
+                            key_path=_flag(exc.key_path, method, dests)) from None
+
+
+flag_errors = _flag_errors  # for `memsim finetune` (workloads/finetune.py)
+
+
+def check_eval_arguments(args: argparse.Namespace):
+    """Everything `memsim eval` can check before the model loads (which takes ~20 s):
+    method and its parameters (against the model's shape when config.json says it), window
+    counts, dtype, the model's files, --hw, the corpus and split, the adapter, and that
+    --out is a writable folder. Returns the loaded corpus (evaluate reuses it)."""
+    from memsim.core.files import check_output_dir
+    from workloads.corpus import load_corpus
+
+    with _flag_errors(args.method):
+        _check_counts(args)
+        shape = _model_shape(args.model, args.dtype)
+        _check_method(args, shape)
+        if args.adapter is not None:
+            from workloads.lora import check_adapter_dir
+            check_adapter_dir(args.adapter)
+        corpus = load_corpus(args.corpus, args.text_column)
+        if args.split is not None:
+            corpus.documents(args.split)
+    check_output_dir(args.out, "--out")
+    return corpus
+
+
+def _check_counts(args: argparse.Namespace) -> None:
+    from memsim.core.errors import ConfigError
+
+    for flag, value, low in (("--windows", args.windows, 1), ("--window-len", args.window_len, 2),
+                             ("--calibration-windows", args.calibration_windows, 1),
+                             ("--seed", args.seed, 0), ("--stride", args.stride, 1)):
+        if value is not None and value < low:
+            raise ConfigError(f"must be >= {low}, got {value}", source="<cli>", key_path=flag,
+                              allowed=f">= {low}")
+
+
+def _model_shape(model: str, dtype: str):
+    """The model's shape if its config.json is readable without loading weights (the
+    default preset, a checkpoint folder), None for a .gguf; errors for a model that does
+    not exist or a dtype that is not offered."""
+    from pathlib import Path
+
+    from memsim.core.errors import ConfigError
+    from memsim.traces import load_model_shape
+    from workloads.model import DEFAULT_MODEL, DTYPES, smollm2_location
+
+    if dtype not in DTYPES:
+        raise ConfigError(f"unknown dtype {dtype!r}", key_path="dtype", allowed=", ".join(DTYPES))
+    if model == DEFAULT_MODEL:
+        smollm2_location()  # the package with its weights is installed
+        return load_model_shape(DEFAULT_MODEL)
+    path = Path(model)
+    if path.is_file() and path.suffix == ".gguf":
+        return None
+    if path.is_dir() and (path / "config.json").is_file():
+        if not any(path.glob("*.safetensors")):
+            raise ConfigError(f"{path} has no .safetensors weights (pickled .bin weights are "
+                              "refused for safety)", key_path="model")
+        return load_model_shape(str(path))
+    raise ConfigError(f"no model called {model!r}", key_path="model",
+                      allowed=f"{DEFAULT_MODEL}, a directory with config.json + safetensors, "
+                              "or a .gguf file")
+
+
+def _check_method(args: argparse.Namespace, shape) -> None:
+    """The method and its parameters; with the shape, every per-layer list and capacity
+    too (and with --hw, the DIP-CA capacities it gives)."""
+    import types
+
+    from workloads.evaluation import EvalConfig, cache_params_from_hw
+    from workloads.masks import MASKS, build_generator
+    from workloads.masks.base import parse_params
+
+    params = method_params(args)
+    cls = MASKS.get(args.method, key_path="method")
+    parse_params(cls.Params, params, args.method)
+    if args.hw is not None:
+        from memsim.core.errors import user_input
+        from memsim.hw import load_hw
+        with user_input(key_path="--hw"):
+            load_hw(args.hw)
+    if shape is None:
+        return
+    if args.hw is not None and args.method == "dip_ca":
+        config = EvalConfig(method=args.method, method_params=params, hw=args.hw,
+                            window_len=args.window_len)
+        params = cache_params_from_hw(config, types.SimpleNamespace(shape=shape))
+    build_generator(args.method, params, shape)
 
 
 def whole_cache_note(config: dict) -> str | None:

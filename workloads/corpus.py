@@ -223,8 +223,10 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 # ---------------------------------------------------------------- windows
 def make_windows(corpus: Corpus, split: str, tokenizer: Any, window_len: int,
-                 num_windows: int | None, seed: int, stride: int | None = None) -> Windows:
-    """`num_windows` windows of `window_len` tokens (None: all), drawn by `seed`."""
+                 num_windows: int | None, seed: int, stride: int | None = None,
+                 exclude: Windows | None = None) -> Windows:
+    """`num_windows` windows of `window_len` tokens (None: all), drawn by `seed`; none of
+    them shares a token with the windows of `exclude` (drawn from the same split)."""
     stride = stride or window_len
     if window_len < 2 or stride < 1:
         raise ConfigError("window_len must be >= 2 and stride >= 1", key_path="window_len",
@@ -233,13 +235,29 @@ def make_windows(corpus: Corpus, split: str, tokenizer: Any, window_len: int,
     token_ids = tokenizer([text for _, text in docs], add_special_tokens=False)["input_ids"]
     candidates = [(d, s) for d, ids in enumerate(token_ids)
                   for s in range(0, len(ids) - window_len + 1, stride)]
+    if exclude is not None:
+        candidates = disjoint_from(candidates, docs, window_len, exclude)
     count = len(candidates) if num_windows is None else num_windows
     if not 1 <= count <= len(candidates):
+        held = " not overlapping the evaluation windows" if exclude is not None else ""
         raise ConfigError(f"split {split!r} offers {len(candidates)} windows of {window_len} "
-                          f"tokens (stride {stride}); asked for {count}", key_path="windows",
-                          allowed=f"1..{len(candidates)}")
+                          f"tokens (stride {stride}){held}; asked for {count}",
+                          key_path="windows", allowed=f"1..{len(candidates)}")
     rng = np.random.default_rng(seed)
     chosen = np.sort(rng.choice(len(candidates), size=count, replace=False))
     picked = [candidates[i] for i in chosen]
     ids = np.array([token_ids[d][s:s + window_len] for d, s in picked], dtype=np.int64)
     return Windows(ids, [(docs[d][0], s) for d, s in picked], split, len(candidates))
+
+
+def disjoint_from(candidates: list[tuple[int, int]], docs: list[tuple[str, str]],
+                  window_len: int, exclude: Windows) -> list[tuple[int, int]]:
+    """The (document, start) candidates whose `window_len` tokens share none with a window
+    of `exclude` (same split: documents matched by name)."""
+    taken: dict[str, list[tuple[int, int]]] = {}
+    other_len = int(exclude.ids.shape[1])
+    for name, start in exclude.starts:
+        taken.setdefault(name, []).append((start, start + other_len))
+    return [(d, s) for d, s in candidates
+            if not any(s < end and begin < s + window_len for begin, end in
+                       taken.get(docs[d][0], ()))]

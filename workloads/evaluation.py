@@ -117,7 +117,7 @@ def run(config: EvalConfig, loaded: LoadedModel, corpus: Corpus, progress: bool)
     split = config.split or corpus.default_split("test")
     windows = make_windows(corpus, split, loaded.tokenizer, config.window_len,
                            config.num_windows, config.seed, config.stride)
-    calibration = _calibrate(config, loaded, corpus, generator, split)
+    calibration = _calibrate(config, loaded, corpus, generator, windows)
     scored = [score_window(loaded, generator, ids)
               for ids in tqdm(windows.ids, desc=f"eval {config.method}", unit="window",
                               disable=not progress, leave=False)]
@@ -128,16 +128,29 @@ def run(config: EvalConfig, loaded: LoadedModel, corpus: Corpus, progress: bool)
 
 
 def _calibrate(config: EvalConfig, loaded: LoadedModel, corpus: Corpus,
-               generator: MaskGenerator, eval_split: str) -> dict | None:
-    """Fit thresholds if the method has any; what was used, for the config."""
+               generator: MaskGenerator, scored: Windows) -> dict | None:
+    """Fit thresholds if the method has any, on windows disjoint from the `scored` ones
+    (another split, or the same split without the scored windows' tokens: a single .txt
+    has only `all`); what was used, for config.json."""
     if not generator.needs_calibration:
         return None
     split = config.calibration_split or corpus.default_split("train")
+    same = split == scored.split
     windows = make_windows(corpus, split, loaded.tokenizer, config.window_len,
-                           config.calibration_windows, config.seed + 1, config.stride)
+                           config.calibration_windows, config.seed + 1, config.stride,
+                           exclude=scored if same else None)
     calibrate(loaded, generator, windows.ids)
     return {"split": split, "num_windows": len(windows.starts), "seed": config.seed + 1,
-            "windows": windows.starts, "is_eval_split": split == eval_split}
+            "windows": windows.starts, "is_eval_split": same, "disjoint_from_eval": True,
+            "source": calibration_source(split, scored.split, same)}
+
+
+def calibration_source(split: str, eval_split: str, same: bool) -> str:
+    """Where calibration came from, in words (config.json)."""
+    if same:
+        return (f"split {split!r}, the evaluated split itself: windows drawn among those "
+                "that share no token with an evaluated window")
+    return f"split {split!r}, disjoint from the evaluated split {eval_split!r}"
 
 
 def _trace(loaded: LoadedModel, generator: MaskGenerator, scored: list[WindowResult]) -> Trace:

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from memsim.core.errors import ConfigError
-from memsim.core.files import atomic_write_text
+from memsim.core.files import atomic_write_text, check_output_dir, read_json
 
 EXIT_BAD_INPUT = 2
 CHECKPOINTS = "checkpoints"  # out/checkpoints/step-NNNNNN/{adapter_model.safetensors,...}
@@ -278,7 +278,10 @@ def _finished_record(out: Path, config: FinetuneConfig) -> dict | None:
     path = out / FINETUNE_FILE
     if not path.is_file():
         return None
-    record = json.loads(path.read_text())
+    record = read_json(path, what="finetune record")  # damaged: an error naming the file
+    if not isinstance(record.get("config"), dict):
+        raise ConfigError("has no `config` mapping (damaged?)", source=str(path),
+                          allowed="remove it to train again")
     _check_same_run({k: v for k, v in record["config"].items() if k not in NOT_IDENTITY},
                     config, out)
     return record
@@ -288,7 +291,7 @@ def _claim(out: Path, config: FinetuneConfig) -> None:
     """Write the run's settings into `out`, or check they match the ones there."""
     path = out / RUN_FILE
     if path.is_file():
-        _check_same_run(json.loads(path.read_text()), config, out)
+        _check_same_run(read_json(path, what="run settings"), config, out)
         return
     atomic_write_text(path, json.dumps(_identity_json(config), indent=2) + "\n")
 
@@ -422,10 +425,13 @@ def config_from_args(args: argparse.Namespace) -> FinetuneConfig:
 def run_finetune(args: argparse.Namespace) -> int:
     """Train one adapter; 0 on success, 2 with a one-line error on bad input, 130 when
     interrupted (the last checkpoint stays; the same command resumes from it)."""
-    from workloads.cli import MODEL_EXTRAS
+    from workloads.cli import MODEL_EXTRAS, flag_errors
 
     try:
-        record = finetune(config_from_args(args), args.out, progress=not args.no_progress)
+        with flag_errors(args.method, args):  # errors name the flag: --steps, --density
+            config = config_from_args(args)
+            check_output_dir(args.out, "--out")  # before the model loads
+            record = finetune(config, args.out, progress=not args.no_progress)
     except (ConfigError, FileNotFoundError) as exc:
         print(f"memsim finetune: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

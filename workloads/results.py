@@ -8,12 +8,12 @@ and layer as the masking saw them; memsim's replay of the trace must give the sa
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from memsim.core.files import atomic_write_with, check_output_dir
 from memsim.traces import Trace
 
 
@@ -48,8 +48,7 @@ class EvalResult:
 
     def save(self, out_dir: str | Path) -> Path:
         """Write every result file into `out_dir` (created if missing)."""
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
+        out = check_output_dir(out_dir, "out_dir")  # a ConfigError naming it if unwritable
         self.trace.save(out / "trace.npz")  # atomic in memsim.Trace.save
         if self.cache_hits is not None:
             write_atomic(out / "cache_hits.npz", lambda fh: np.savez_compressed(
@@ -65,11 +64,6 @@ def write_json(path: Path, data: dict) -> None:
 
 
 def write_atomic(path: Path, write) -> None:
-    """`write(file)` into a temp file beside `path`, then rename over it."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            write(fh)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    """`write(file)` into a temp file beside `path`, then rename over it; a failed write
+    (a full disk) leaves nothing and is a ConfigError naming `path`."""
+    atomic_write_with(path, write)

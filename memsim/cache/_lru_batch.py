@@ -18,23 +18,23 @@ Measured (benchmarks/bench_cache.py, Phi-3-Medium, 256 tokens): see the benchmar
 """
 from __future__ import annotations
 
-import numba
 import numpy as np
 
 from memsim.cache._packed import resolve_lengths
 from memsim.cache.base import CacheOutcome
 from memsim.core.bitops import popcount
+from memsim.core.jit import kernel
 from memsim.traces.bits import as_packed
 
 ONE = np.uint64(1)
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel
 def _popcnt(x: np.uint64) -> np.int64:
     return np.int64(popcount(x))
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel
 def _keep_lowest(words: np.ndarray, room: int, out: np.ndarray) -> None:
     """out |= the `room` lowest set bits of `words`."""
     for k in range(words.shape[0]):
@@ -54,7 +54,7 @@ def _keep_lowest(words: np.ndarray, room: int, out: np.ndarray) -> None:
             return
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel
 def _lru_layer(masks: np.ndarray, layer: int, capacity: int, lengths: np.ndarray,
                hits: np.ndarray, fills: np.ndarray, resident: np.ndarray,
                missed: np.ndarray) -> None:
@@ -109,7 +109,7 @@ def _lru_layer(masks: np.ndarray, layer: int, capacity: int, lengths: np.ndarray
         first += n
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel
 def _window(suffix: np.ndarray, back: np.ndarray, win: np.ndarray, start: int, W: int) -> int:
     """win = suffix[a*] | back; returns |win|."""
     count = 0
@@ -120,7 +120,7 @@ def _window(suffix: np.ndarray, back: np.ndarray, win: np.ndarray, start: int, W
     return count
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel
 def _spill(masks: np.ndarray, layer: int, first: int, start: int, i: int,
            suffix: np.ndarray, back: np.ndarray) -> None:
     """Rebuild suffix rows start..i (local tokens) from the masks; empty `back`."""
@@ -133,7 +133,7 @@ def _spill(masks: np.ndarray, layer: int, first: int, start: int, i: int,
     back[:] = 0
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel
 def _lru_group(masks: np.ndarray, capacity: np.ndarray, lengths: np.ndarray,
                hits: np.ndarray, fills: np.ndarray, resident: np.ndarray,
                missed: np.ndarray) -> None:

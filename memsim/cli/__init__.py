@@ -45,9 +45,24 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"memsim: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("memsim: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # Ctrl-C; a sweep also turns SIGTERM into this
+        print(f"memsim: {getattr(exc, 'message', 'interrupted')}", file=sys.stderr)
+        return getattr(exc, "exit_code", 130)
+    except (OSError, MemoryError) as exc:
+        print(f"memsim: error: {environment_error(exc)}", file=sys.stderr)
+        return 1
+
+
+def environment_error(exc: BaseException) -> str:
+    """One line for an error of the machine rather than the input (a full disk, a file
+    that vanished, memory): which file, and why. Writes of memsim's own files already say
+    this as ConfigErrors; this is the net under everything else."""
+    from memsim.core.files import os_reason
+
+    if isinstance(exc, MemoryError):
+        return f"out of memory ({exc or 'allocation failed'}); try fewer tokens or windows"
+    where = exc.filename if isinstance(exc.filename, str) else ""
+    return f"{where}: {os_reason(exc)}" if where else os_reason(exc)
 
 
 def print_table(rows: list[tuple[str, str]]) -> None:

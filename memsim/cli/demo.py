@@ -17,8 +17,11 @@ class Demo(Command):
         p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     def run(self, args) -> int:
+        from memsim.core.files import check_output_dir
         from memsim.demo import run_demo
+
         if args.workers is not None and args.workers < 1:
             raise ConfigError("must be >= 1", source="<cli>", key_path="--workers",
                               allowed=">= 1 (default: one per core)")
+        check_output_dir(args.out, "--out")
         return run_demo(Path(args.out), workers=args.workers, progress=not args.no_progress)

@@ -1,6 +1,8 @@
 """`memsim simulate`: decode one trace on one phone; print the table, optionally write files."""
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 
 from memsim.cli import COMMANDS, Command, print_table
@@ -23,15 +25,11 @@ class Simulate(Command):
                        "resolved_config.yaml here")
 
     def run(self, args) -> int:
-        from memsim.hw import load_hw
         from memsim.sim import resolved_config, simulate, write_result
-        from memsim.traces import Trace, load_model_shape
 
-        hw, trace = load_hw(args.hw), Trace.load(args.trace)
-        if args.layout is not None:
-            hw = with_layout(hw, args.layout)
-        model = load_model_shape(args.model) if args.model else trace.model
-        result = simulate(hw, model, trace, mode=args.mode)
+        hw, trace, model = load_inputs(args)
+        with blame_inputs(args):
+            result = simulate(hw, model, trace, mode=args.mode)
         print_table(result.summary_rows())
         note = whole_matrix_note(hw, trace, result)
         if note:
@@ -40,6 +38,44 @@ class Simulate(Command):
             path = write_result(result, args.out, resolved_config(hw, model, trace, args.mode))
             print(f"wrote {path} (+ per_token.csv, resolved_config.yaml)")
         return 0
+
+
+def load_inputs(args):
+    """(hw, trace, model) from the flags, each error naming the flag or file; --out is
+    checked first, so a bad output folder is known before any work."""
+    from memsim.core.errors import user_input
+    from memsim.core.files import check_output_dir
+    from memsim.hw import load_hw
+    from memsim.traces import Trace, load_model_shape
+
+    if args.out:
+        check_output_dir(args.out, "--out")
+    with user_input(key_path="--hw"):
+        hw = load_hw(args.hw)
+    with user_input(key_path="--trace"):
+        trace = Trace.load(args.trace)
+    if args.layout is not None:
+        hw = with_layout(hw, args.layout)
+    with user_input(key_path="--model"):
+        model = load_model_shape(args.model) if args.model else trace.model
+    return hw, trace, model
+
+
+@contextmanager
+def blame_inputs(args):
+    """An error of the simulation itself (not from a file) told against what the user
+    typed: a shape mismatch against --model (or the trace), a DRAM that cannot hold the KV
+    cache against the --hw file or preset."""
+    from memsim.core.errors import ConfigError, is_internal
+
+    try:
+        yield
+    except ConfigError as exc:
+        if not is_internal(exc.source):
+            raise
+        if exc.key_path.startswith("model."):
+            raise exc.relocated(key_path="--model" if args.model else "--trace") from None
+        raise exc.relocated(source=args.hw) from None
 
 
 def with_layout(hw, path: str):

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import argparse
 import time
+from contextlib import contextmanager
 
 from memsim.cli import COMMANDS, Command, print_table
-from memsim.core.errors import ConfigError
+from memsim.core.errors import ConfigError, is_internal, user_input
 
 
 @COMMANDS.register("trace")
@@ -39,7 +40,8 @@ class TraceCommand(Command):
 def _info(args) -> int:
     from memsim.traces import Trace
 
-    trace = Trace.load(args.file)
+    with user_input(key_path="FILE"):
+        trace = Trace.load(args.file)
     meta = trace.metadata()
     rows = [(k, str(v)) for k, v in meta.items() if k != "model"]
     rows += [("model", trace.model.name), ("tokens", str(trace.num_tokens)),
@@ -49,16 +51,58 @@ def _info(args) -> int:
 
 
 def _synth(args) -> int:
-    from memsim.traces import load_model_shape, synth_trace
+    from memsim.traces import synth_trace
 
+    model = check_synth_arguments(args)
     try:
-        trace = synth_trace(load_model_shape(args.model), args.tokens, args.density,
-                            seed=args.seed, method=args.method, prompt_len=args.prompt_len,
+        trace = synth_trace(model, args.tokens, args.density, seed=args.seed,
+                            method=args.method, prompt_len=args.prompt_len,
                             num_sequences=args.sequences)
-    except ValueError as exc:
+    except ConfigError:
+        raise
+    except ValueError as exc:  # anything the checks above missed, said in one line
         raise ConfigError(str(exc), source="<cli>", key_path="trace synth") from None
     print(f"wrote {trace.save(args.out)}")
     return 0
+
+
+def check_synth_arguments(args):
+    """Every flag of `memsim trace synth`, checked before any mask is drawn: the model, the
+    counts, the density, the output path, and that the masks fit in memory."""
+    import math
+
+    from memsim.core.files import check_fits_in_memory, check_output_file
+    from memsim.traces import load_model_shape
+    from memsim.traces.synth import mask_bytes_per_token
+
+    with user_input(key_path="--model"):
+        model = load_model_shape(args.model)
+    for flag, value, low in (("--tokens", args.tokens, 1), ("--sequences", args.sequences, 1),
+                             ("--seed", args.seed, 0), ("--prompt-len", args.prompt_len, 0)):
+        if value < low:
+            raise ConfigError(f"must be >= {low}, got {value}", source="<cli>", key_path=flag,
+                              allowed=f">= {low}")
+    if args.tokens % args.sequences:
+        raise ConfigError(f"{args.tokens} tokens do not split into {args.sequences} equal "
+                          "sequences", source="<cli>", key_path="--tokens",
+                          allowed="a multiple of --sequences")
+    if not (math.isfinite(args.density) and 0 < args.density <= 1):
+        raise ConfigError(f"must be in (0, 1], got {args.density}", source="<cli>",
+                          key_path="--density", allowed="(0, 1]")
+    check_output_file(_npz(args.out), "--out")
+    check_fits_in_memory(args.tokens * mask_bytes_per_token(model), "the boolean masks",
+                         key_path="--tokens", per_unit_bytes=mask_bytes_per_token(model))
+    return model
+
+
+def _npz(path: str) -> str:
+    """The file Trace.save writes for `path` (it adds .npz)."""
+    from pathlib import Path
+
+    from memsim.core.files import is_folder
+
+    p = Path(path)
+    return str(p if p.suffix == ".npz" or is_folder(p) else p.with_suffix(".npz"))
 
 
 def add_calibrate_arguments(parser: argparse.ArgumentParser) -> None:
@@ -90,8 +134,9 @@ def run_calibrate(args: argparse.Namespace) -> int:
     from memsim.traces import load_model_shape
     from memsim.traces.calibrated import check_generate_args, generate
 
-    try:
+    with user_input(key_path="--model"):
         model = load_model_shape(args.model)
+    with _flags():
         check_generate_args(None, model, args.tokens, args.sequences, args.seed, None)
         if args.structure_seed < 0:
             raise ConfigError(f"must be a non-negative integer, got {args.structure_seed}",
@@ -99,22 +144,43 @@ def run_calibrate(args: argparse.Namespace) -> int:
         if args.density is not None and not 0.0 < args.density <= 1.0:
             raise ConfigError(f"must be in (0, 1], got {args.density}", key_path="density",
                               allowed="(0, 1]")
-        stats = _load_sources(args.sources)
-        start = time.perf_counter()
+    check_calibrate_outputs(args, model)
+    stats = _load_sources(args.sources)
+    start = time.perf_counter()
+    with _flags():
         trace = generate(stats, model, args.tokens, seed=args.seed,
                          num_sequences=args.sequences, density=args.density,
                          structure_seed=args.structure_seed)
-    except ConfigError as exc:
-        if exc.source == "<cli>":
-            raise
-        raise ConfigError(exc.message, source="<cli>", allowed=exc.allowed,
-                          key_path=_FLAGS.get(exc.key_path, "--model")) from None
     seconds = time.perf_counter() - start
     if args.stats_out:
         print(f"wrote {stats.save(args.stats_out)}")
     print(f"wrote {trace.save(args.out)}: {trace.source}, {trace.num_tokens} tokens at "
           f"{model.name}, MLP density {trace.mlp_density().mean():.4f} ({seconds:.1f} s)")
     return 0
+
+
+@contextmanager
+def _flags():
+    """An error about `num_tokens` etc. (not from a file) told against its flag."""
+    try:
+        yield
+    except ConfigError as exc:
+        if not is_internal(exc.source):
+            raise
+        raise exc.relocated(source="<cli>",
+                            key_path=_FLAGS.get(exc.key_path, "--model")) from None
+
+
+def check_calibrate_outputs(args: argparse.Namespace, model) -> None:
+    """--out and --stats-out writable, and the masks fit in memory, before calibrating."""
+    from memsim.core.files import check_fits_in_memory, check_output_file
+    from memsim.traces.synth import mask_bytes_per_token
+
+    check_output_file(_npz(args.out), "--out")
+    if args.stats_out:
+        check_output_file(args.stats_out, "--stats-out")
+    check_fits_in_memory(args.tokens * mask_bytes_per_token(model), "the boolean masks",
+                         key_path="--tokens", per_unit_bytes=mask_bytes_per_token(model))
 
 
 def _load_sources(paths: list[str]):

@@ -1,5 +1,7 @@
 """Foundations every room uses: errors that name the field (errors.py), plug-in registries
-(registry.py), the strict YAML-to-dataclass loader (schema.py), atomic file writes (files.py).
+(registry.py), the strict YAML-to-dataclass loader (schema.py), YAML files read strictly
+(strict_yaml.py: a repeated key is an error), and files the user names (files.py: atomic
+writes, output locations checked before any work, reads that fail naming the file).
 
 May import: nothing from memsim (the bottom of the stack).
 """

@@ -34,7 +34,7 @@ class Registry(Generic[T]):
 
     def get(self, name: str, *, source: str = "<api>", key_path: str = "impl") -> T:
         """The implementation called `name`; an unknown name lists the valid ones."""
-        if name not in self._items:
+        if not isinstance(name, str) or name not in self._items:  # (a list is not a name)
             raise ConfigError(f"unknown {self.kind} {name!r}", source=source,
                               key_path=key_path, allowed=", ".join(self.names()))
         return self._items[name]
@@ -42,8 +42,8 @@ class Registry(Generic[T]):
     def names(self) -> list[str]:
         return sorted(self._items)
 
-    def __contains__(self, name: str) -> bool:
-        return name in self._items
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name in self._items
 
 
 def import_submodules(package_name: str, package_path: list[str]) -> None:

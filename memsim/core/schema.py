@@ -65,16 +65,35 @@ def _check_scalar(value: Any, hint: Any, f: dataclasses.Field, where: str, sourc
     elif base is int:
         ok = isinstance(value, int) and not isinstance(value, bool)
     elif base is float:
-        ok = (isinstance(value, (int, float)) and not isinstance(value, bool)
-              and (math.isfinite(value) or (f.metadata.get("allow_inf") and value == math.inf)))
-        value = float(value) if ok else value
+        number = _as_float(value)
+        ok = number is not None and (math.isfinite(number) or (f.metadata.get("allow_inf")
+                                                                and number == math.inf))
+        value = number if ok else value
     else:
         ok = isinstance(value, base)
     if not ok:
-        raise ConfigError(f"expected {base.__name__}, got {type(value).__name__} {value!r}",
+        raise ConfigError(f"expected {base.__name__}, got {type(value).__name__} "
+                          f"{_short(value)}",
                           source=source, key_path=where, allowed=_allowed(f, base.__name__))
     _check_range(value, f, where, source, base.__name__)
     return value
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    """repr(value), cut to `limit` characters (a pasted blob or a 400-digit number)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _as_float(value: Any) -> float | None:
+    """A YAML number as a float; None for non-numbers and for integers too large for a
+    float (a 400-digit integer would otherwise raise OverflowError, not a ConfigError)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None
+    try:
+        return float(value)
+    except OverflowError:
+        return None
 
 
 def _check_range(value: Any, f: dataclasses.Field, where: str, source: str, kind: str) -> None:
@@ -86,7 +105,7 @@ def _check_range(value: Any, f: dataclasses.Field, where: str, source: str, kind
            or (m.get("registry") is not None and value not in m["registry"]))
     if bad:
         what = "unknown value" if (m.get("choices") or m.get("registry")) else "out of range:"
-        raise ConfigError(f"{what} {value!r}", source=source, key_path=where,
+        raise ConfigError(f"{what} {_short(value)}", source=source, key_path=where,
                           allowed=_allowed(f, kind))
 
 

@@ -11,15 +11,22 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from memsim.cache import POLICIES
 from memsim.core.errors import ConfigError
+from memsim.core.files import as_path
 from memsim.core.schema import impl_field, load_dataclass, spec
+from memsim.core.strict_yaml import read_yaml
 from memsim.hw.flash import FLASH_MODELS, FlashModel
 
 PRESET_DIR = Path(__file__).resolve().parents[2] / "hw_configs"
 PLACEMENTS = ("resident", "streamed")
+# Ranges wide enough for any phone, past or future, and narrow enough that no byte count or
+# duration downstream can overflow to inf or divide by a denormal (tests/test_robust_numbers.py
+# draws random configs across them).
+MAX_CAPACITY_GB = 1e6  # 1 PB
+MIN_BANDWIDTH_GBps, MAX_BANDWIDTH_GBps = 1e-6, 1e5  # 1 kB/s .. 100 TB/s
+MAX_ENERGY_pJ = 1e6
+MIN_BITS = 1.0  # binary weights; below that a "value" is not stored
 MLP_PLACEMENTS = ("dynamic", "resident", "streamed")
 
 
@@ -27,19 +34,24 @@ MLP_PLACEMENTS = ("dynamic", "resident", "streamed")
 class DramConfig:
     """The DRAM the app may use for the model (weights, cache, KV)."""
 
-    capacity_GB: float = spec("DRAM available to the model", unit="GB", gt=0)
-    read_bandwidth_GBps: float = spec("read bandwidth", unit="GB/s", gt=0)
+    capacity_GB: float = spec("DRAM available to the model (whole bytes: capacity_GB x 1e9, "
+                              "rounded)", unit="GB", gt=0, le=MAX_CAPACITY_GB)
+    read_bandwidth_GBps: float = spec("read bandwidth", unit="GB/s", ge=MIN_BANDWIDTH_GBps,
+                                      le=MAX_BANDWIDTH_GBps)
     write_bandwidth_GBps: float = spec("write bandwidth (cache fills, KV appends)", unit="GB/s",
-                                       gt=0)
-    read_energy_pJ_per_byte: float | None = spec("read energy", default=None, unit="pJ/B", ge=0)
+                                       ge=MIN_BANDWIDTH_GBps, le=MAX_BANDWIDTH_GBps)
+    read_energy_pJ_per_byte: float | None = spec("read energy", default=None, unit="pJ/B", ge=0,
+                                                 le=MAX_ENERGY_pJ)
     write_energy_pJ_per_byte: float | None = spec("write energy", default=None, unit="pJ/B",
-                                                  ge=0)
-    capacity_bytes: float = field(init=False)
+                                                  ge=0, le=MAX_ENERGY_pJ)
+    capacity_bytes: int = field(init=False)
     read_bandwidth_Bps: float = field(init=False)
     write_bandwidth_Bps: float = field(init=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "capacity_bytes", self.capacity_GB * 1e9)
+        # whole bytes, rounded: 0.03 * 1e9 is 29999999.999999996 as a float, and a budget
+        # of exactly k columns must not become k - 1 (docs/hardware_model.md section 1)
+        object.__setattr__(self, "capacity_bytes", round(self.capacity_GB * 1e9))
         object.__setattr__(self, "read_bandwidth_Bps", self.read_bandwidth_GBps * 1e9)
         object.__setattr__(self, "write_bandwidth_Bps", self.write_bandwidth_GBps * 1e9)
 
@@ -49,11 +61,11 @@ class ComputeUnitConfig:
     """One compute unit (NPU, CPU, GPU) at the weights' precision."""
 
     peak_TOPS: float = spec("peak tera-operations/s at the weight precision (1 MAC = 2 ops)",
-                            unit="TOPS", gt=0)
+                            unit="TOPS", ge=1e-6, le=1e6)
     efficiency: float = spec("fraction of peak reached on decode GEMV/GEMM", default=0.5,
-                             gt=0, le=1)
+                             ge=1e-3, le=1)
     energy_pJ_per_op: float | None = spec("energy per operation", default=None, unit="pJ/op",
-                                          ge=0)
+                                          ge=0, le=MAX_ENERGY_pJ)
     ops_per_s: float = field(init=False)
 
     def __post_init__(self) -> None:
@@ -80,16 +92,17 @@ class ComputeConfig:
 class PrecisionConfig:
     """Bits per stored value, per layer type (e.g. 4 for int4, 4.5 with group scales)."""
 
-    mlp_bits: float = spec("MLP weights (the cached columns)", unit="bits", gt=0, le=32)
-    attention_bits: float = spec("attention projection weights", unit="bits", gt=0, le=32)
-    embedding_bits: float = spec("token embedding table", unit="bits", gt=0, le=32)
-    lm_head_bits: float = spec("LM head (shares the embedding if tied)", unit="bits", gt=0,
-                               le=32)
-    kv_cache_bits: float = spec("KV cache entries", unit="bits", gt=0, le=32)
+    mlp_bits: float = spec("MLP weights (the cached columns)", unit="bits", ge=MIN_BITS, le=32)
+    attention_bits: float = spec("attention projection weights", unit="bits", ge=MIN_BITS,
+                                 le=32)
+    embedding_bits: float = spec("token embedding table", unit="bits", ge=MIN_BITS, le=32)
+    lm_head_bits: float = spec("LM head (shares the embedding if tied)", unit="bits",
+                               ge=MIN_BITS, le=32)
+    kv_cache_bits: float = spec("KV cache entries", unit="bits", ge=MIN_BITS, le=32)
     adapter_bits: float = spec("LoRA adapter weights (resident; read every token)",
-                               default=16.0, unit="bits", gt=0, le=32)
+                               default=16.0, unit="bits", ge=MIN_BITS, le=32)
     predictor_bits: float = spec("mask-predictor weights (resident; read every token)",
-                                 default=16.0, unit="bits", gt=0, le=32)
+                                 default=16.0, unit="bits", ge=MIN_BITS, le=32)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -131,7 +144,8 @@ class TimingConfig:
                             "(`costed`) or nothing (`free`, the analytic model)",
                             default="costed", choices=("costed", "free"))
     kv_length: str = spec("KV bytes per token: `actual` (grows each token) or `average` "
-                          "(priced at prompt + sequence/2, the analytic model)",
+                          "(priced at the mean KV length of a sequence of n tokens after a "
+                          "prompt of P, P + (n + 1)/2: the analytic model)",
                           default="actual", choices=("actual", "average"))
 
 
@@ -153,17 +167,14 @@ class HardwareConfig:
 
 def load_hw(name_or_path: str | Path) -> HardwareConfig:
     """A preset name (file stem in hw_configs/) or a YAML path -> validated HardwareConfig."""
-    path = Path(name_or_path)
+    path = as_path(name_or_path, "hardware file or preset name", "hw")
     if not path.is_file():
         preset = PRESET_DIR / f"{name_or_path}.yaml"
         if not preset.is_file():
             raise ConfigError(f"no hardware file or preset {str(name_or_path)!r}",
                               source="<hw>", key_path="hw", allowed=", ".join(list_presets()))
         path = preset
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"not valid YAML: {exc}", source=str(path)) from None
+    data = read_yaml(path, what="hardware file")  # duplicate keys, non-UTF-8: named errors
     return hw_from_dict(data, source=str(path), root=path.parent)
 
 

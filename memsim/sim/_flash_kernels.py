@@ -8,16 +8,16 @@ what a request is.
 """
 from __future__ import annotations
 
-import numba
 import numpy as np
 
 from memsim.core.bitops import trailing_zeros
+from memsim.core.jit import kernel
 
 ONE = np.uint64(1)
 ALL = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel
 def _walk_runs(words: np.ndarray, lo: int, hi: int, first_unit: np.ndarray,
                last_unit: np.ndarray, gap_units: int, short_units: int,
                out: np.ndarray) -> None:
@@ -85,7 +85,7 @@ def _walk_runs(words: np.ndarray, lo: int, hi: int, first_unit: np.ndarray,
     out[0], out[1], out[2], out[3] = n_req, n_units, n_short, long_units
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel
 def transfer_stats(words: np.ndarray, num_layers: int, pos: np.ndarray, slot_bits: int,
                    unit_bits: int, gap_units: int, short_units: int, out: np.ndarray) -> None:
     """Per row r of `words` (R, W) (token r // L, layer r % L; model-order columns), write
@@ -123,7 +123,7 @@ def transfer_stats(words: np.ndarray, num_layers: int, pos: np.ndarray, slot_bit
                 scratch[lo:hi] = 0
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel
 def arrived_slots(words: np.ndarray, pos: np.ndarray, order: np.ndarray, num_columns: int,
                   slot_bits: int, unit_bits: int, gap_units: int, out: np.ndarray) -> None:
     """Per layer l, out[l] (model-order words) = columns whose slots lie wholly inside the
@@ -166,7 +166,7 @@ def arrived_slots(words: np.ndarray, pos: np.ndarray, order: np.ndarray, num_col
                           identity, order, out)
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel
 def _mark_covered(first: int, last: int, slot_bits: int, unit_bits: int, num_columns: int,
                   layer: int, identity: bool, order: np.ndarray, out: np.ndarray) -> None:
     """Set (in model order) the slots lying wholly inside units first..last."""

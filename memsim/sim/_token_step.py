@@ -9,13 +9,13 @@ timing laws; tests/test_hardware.py the FIFO equivalence). See engine.py for the
 """
 from __future__ import annotations
 
-import numba
 import numpy as np
 
+from memsim.core.jit import kernel
 from memsim.sim.resources import COMPUTE, DRAM, reserve
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel
 def _attribute(now: float, f_start: float, f_end: float, d_start: float, d_end: float,
                split: np.ndarray) -> float:
     """Charge the wait until both transfers end to the later one (queueing = stall)."""
@@ -31,14 +31,14 @@ def _attribute(now: float, f_start: float, f_end: float, d_start: float, d_end: 
     return ready
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel
 def _issue_ahead(timelines, flash_row, ahead_t, layer, at_s, pending) -> None:
     """Reserve the flash reads of `layer` that are known ahead, into pending (S, 2)."""
     for s in range(ahead_t.shape[1]):
         pending[s, 0], pending[s, 1] = reserve(timelines, flash_row, at_s, ahead_t[layer, s])
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel
 def token_step(timelines: np.ndarray, flash_row: int, now: float, ahead_t: np.ndarray,
                demand_t: np.ndarray, dram_t: np.ndarray, compute_t: np.ndarray,
                step_phase: np.ndarray, head_flash: float, head_dram: float,

@@ -205,8 +205,9 @@ def _overflow_reads(hw, miss_bytes: np.ndarray) -> TransferReads:
 
 def _head(hw, model, fp, plan, acc):
     """Per token: one embedding row and the whole LM head (tied or not, it is read), each
-    its own request when it comes from flash."""
-    emb_flash = fp.embedding_row_bytes if hw.placement.embedding == "streamed" else 0.0
+    its own request when it comes from flash; resident ones too pay the overflow fraction
+    (docs/hardware_model.md section 1: it applies to every resident-weight read)."""
+    emb_flash = embedding_row_flash_bytes(hw, fp, plan)
     head_flash = (fp.lm_head_bytes if hw.placement.lm_head == "streamed"
                   else fp.lm_head_bytes * plan.overflow_fraction)
     time, device = hw.flash.contiguous_reads(np.array([emb_flash, head_flash]))
@@ -215,6 +216,14 @@ def _head(hw, model, fp, plan, acc):
                   float((emb_flash > 0) + (head_flash > 0)))
     acc.dram_r += dram_bytes
     return float(time.sum()), dram_bytes / hw.dram.read_bandwidth_Bps, 2.0 * model.embedding_params
+
+
+def embedding_row_flash_bytes(hw: HardwareConfig, fp: Footprint, plan: DramPlan) -> float:
+    """Bytes of the token's embedding row read from flash: all of it when streamed, the
+    overflow fraction of it when resident (as every other resident read)."""
+    if hw.placement.embedding == "streamed":
+        return fp.embedding_row_bytes
+    return fp.embedding_row_bytes * plan.overflow_fraction
 
 
 def build_prefill_costs(hw: HardwareConfig, model: ModelShape, prompt_len: int,

@@ -9,7 +9,9 @@ fragmentation, activation buffers (a few MB).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 
@@ -51,12 +53,14 @@ def resident_weight_bytes(hw: HardwareConfig, model: ModelShape, fp: Footprint) 
 def plan_dram(hw: HardwareConfig, model: ModelShape, groups: list[MaskGroup],
               kv_tokens: float, adapter_params: int = 0, predictor_params: int = 0) -> DramPlan:
     """Split the DRAM; `kv_tokens` is the KV length the budget must hold; `adapter_params`
-    LoRA and `predictor_params` mask-predictor parameters are resident too."""
+    LoRA and `predictor_params` mask-predictor parameters are resident too. The capacity is
+    whole bytes (`dram.capacity_bytes`) and column capacities are floored exactly."""
     fp = Footprint.of(model, hw, adapter_params, predictor_params)
     kv_bytes = kv_tokens * fp.kv_bytes_per_token_per_layer * model.num_hidden_layers
     if kv_bytes > hw.dram.capacity_bytes:
-        raise ConfigError(f"the KV cache alone ({kv_bytes / 1e9:.3f} GB) exceeds DRAM",
-                          key_path="dram.capacity_GB", allowed=f"> {kv_bytes / 1e9:.3f}")
+        raise ConfigError(f"the KV cache alone ({kv_bytes / 1e9:.6g} GB) exceeds DRAM "
+                          f"({hw.dram.capacity_GB:.6g} GB)", key_path="dram.capacity_GB",
+                          allowed=f"> {kv_bytes / 1e9:.6g}")
     weights = resident_weight_bytes(hw, model, fp)
     free = hw.dram.capacity_bytes - kv_bytes
     overflow = max(0.0, weights - free) / weights if weights > 0 else 0.0
@@ -64,21 +68,34 @@ def plan_dram(hw: HardwareConfig, model: ModelShape, groups: list[MaskGroup],
     vector_bytes = [fp.vector_bytes(g.vector_weights, g.num_matrices) for g in groups]
     shares = _group_shares(hw.cache.split, groups, vector_bytes)
     L = model.num_hidden_layers
-    capacities = [np.full(L, min(g.num_columns, int(budget / L * s // vb)), dtype=np.int64)
+    capacities = [np.full(L, _columns_in(hw.dram.capacity_bytes, kv_bytes, weights, budget, s,
+                                         L, vb, g.num_columns), dtype=np.int64)
                   for g, s, vb in zip(groups, shares, vector_bytes)]
     return DramPlan(weights, kv_bytes, overflow, budget, capacities, vector_bytes)
 
 
-def _group_shares(split: str, groups: list[MaskGroup], vector_bytes: list[float]) -> list[float]:
-    """Fraction of the per-layer budget each group gets."""
+def _columns_in(capacity_bytes: int, kv_bytes: float, weights: float, budget: float,
+                share: Fraction, num_layers: int, vector_bytes: float, num_columns: int) -> int:
+    """floor(budget x share / L / vector_bytes), clipped to the matrix, in exact arithmetic:
+    a budget of exactly k columns gives k (float division can give k - 1)."""
+    if budget <= 0:
+        return 0
+    exact = (capacity_bytes - Fraction(kv_bytes) - Fraction(weights)) * share
+    return min(num_columns, math.floor(exact / (num_layers * Fraction(vector_bytes))))
+
+
+def _group_shares(split: str, groups: list[MaskGroup],
+                  vector_bytes: list[float]) -> list[Fraction]:
+    """Fraction of the per-layer budget each group gets (exact: 2/3 and 1/3, not floats)."""
     if split == "equal":  # equal bytes per masked matrix; up+gate sharing a mask get two
-        weights = np.array([g.num_matrices for g in groups], dtype=np.float64)
+        weights = [Fraction(g.num_matrices) for g in groups]
     else:  # proportional to the bytes each group requests per token, on average
-        weights = np.array([g.bits.counts().mean(dtype=np.float64) * vb
-                            for g, vb in zip(groups, vector_bytes)], dtype=np.float64)
-        if weights.sum() == 0:
-            weights = np.ones(len(groups))
-    return list(weights / weights.sum())
+        weights = [Fraction(float(g.bits.counts().mean(dtype=np.float64) * vb))
+                   for g, vb in zip(groups, vector_bytes)]
+        if sum(weights) == 0:
+            weights = [Fraction(1)] * len(groups)
+    total = sum(weights)
+    return [w / total for w in weights]
 
 
 def kv_budget_tokens(hw: HardwareConfig, prompt_len: int, longest_sequence: int) -> float:

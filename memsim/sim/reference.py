@@ -15,7 +15,7 @@ import numpy as np
 
 from memsim.cache import CacheOutcome
 from memsim.hw.config import HardwareConfig
-from memsim.sim.costs import kv_lengths
+from memsim.sim.costs import embedding_row_flash_bytes, kv_lengths
 from memsim.sim.footprint import Footprint
 from memsim.sim.plan import DramPlan
 from memsim.traces.model_shape import ModelShape
@@ -58,7 +58,7 @@ def _static_bytes(hw, model, trace, plan):
                   else fp.attention_bytes_per_layer * plan.overflow_fraction)
     attn_flash += fp.resident_extra_bytes_per_layer * plan.overflow_fraction
     kv = kv_lengths(hw, trace) * fp.kv_bytes_per_token_per_layer
-    emb_flash = fp.embedding_row_bytes if place.embedding == "streamed" else 0.0
+    emb_flash = embedding_row_flash_bytes(hw, fp, plan)  # overflow applies when resident
     head_flash = fp.lm_head_bytes if place.lm_head == "streamed" else \
         fp.lm_head_bytes * plan.overflow_fraction
     flash = {"attn": np.full(trace.num_tokens, attn_flash),

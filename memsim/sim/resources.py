@@ -14,15 +14,16 @@ conflicts and refresh, DVFS.
 """
 from __future__ import annotations
 
-import numba
 import numpy as np
 import simpy
+
+from memsim.core.jit import kernel
 
 FLASH, DRAM, COMPUTE = 0, 1, 2
 FREE_AT, BUSY = 0, 1
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel
 def reserve(timelines: np.ndarray, i: int, earliest_s: float,
             duration_s: float) -> tuple[float, float]:
     """Queue one transfer on resource row `i`; return its (start_s, end_s). Nothing to move:

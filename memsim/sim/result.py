@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from memsim.core.files import atomic_write_text
+from memsim.core.files import atomic_write_texts
 from memsim.core.units import format_bytes
 
 
@@ -85,17 +85,18 @@ class Result:
 
 
 def write_result(result: Result, out_dir: str | Path, resolved_config: dict) -> Path:
-    """result.json, per_token.csv and resolved_config.yaml in out_dir."""
+    """result.json, per_token.csv and resolved_config.yaml in out_dir (result.json last);
+    if one cannot be written (a full disk), those written before it are removed too."""
     out = Path(out_dir)
     summary = {k: v for k, v in result.to_dict().items() if k != "per_token"}
-    atomic_write_text(out / "resolved_config.yaml", yaml.safe_dump(resolved_config,
-                                                                   sort_keys=False))
     rows = np.column_stack([np.arange(result.num_tokens)] + list(map(np.asarray,
                                                                  result.per_token.values())))
     lines = [",".join(["token"] + list(result.per_token))]
     lines += [",".join([str(int(r[0]))] + [repr(float(x)) for x in r[1:]]) for r in rows]
-    atomic_write_text(out / "per_token.csv", "\n".join(lines) + "\n")
-    atomic_write_text(out / "result.json", json.dumps(summary, indent=2))
+    atomic_write_texts([(out / "resolved_config.yaml",
+                         yaml.safe_dump(resolved_config, sort_keys=False)),
+                        (out / "per_token.csv", "\n".join(lines) + "\n"),
+                        (out / "result.json", json.dumps(summary, indent=2))])
     return out / "result.json"
 
 

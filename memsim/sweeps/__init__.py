@@ -8,7 +8,13 @@ May import: memsim.core, memsim.traces, memsim.cache, memsim.hw, memsim.sim (and
 lazily, in trace_sources.py only).
 """
 from memsim.sweeps.runner import SweepReport, run_sweep
-from memsim.sweeps.spec import SweepPoint, SweepSpec, expand, load_sweep, sweep_from_dict
+from memsim.sweeps.spec import (
+           SweepPoint,
+           SweepSpec,
+           expand,
+           load_sweep,
+           sweep_from_dict,
+)
 from memsim.sweeps.table import read_results, write_results
 
 __all__ = ["SweepPoint", "SweepReport", "SweepSpec", "expand", "load_sweep", "read_results",

@@ -16,19 +16,32 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from memsim.core.files import atomic_write_text
+from memsim.core.errors import ConfigError
+from memsim.core.files import atomic_write_text, read_json, remove_stale_temp_files
 from memsim.sim.result import write_result
 from memsim.sim.simulator import resolved_config, simulate
 from memsim.sweeps.executors import EXECUTORS
 from memsim.sweeps.progress import SweepProgress, run_task
-from memsim.sweeps.references import REFERENCE_FILE, reference_id, reference_job, \
-    simulate_references
-from memsim.sweeps.spec import SweepPoint, SweepSpec, expand
-from memsim.sweeps.trace_sources import EVAL_FILE, TRACE_FILE, make_trace, trace_id, trace_job
+from memsim.sweeps.references import (
+    REFERENCE_FILE,
+    reference_id,
+    reference_job,
+    simulate_references,
+)
+from memsim.sweeps.spec import SweepPoint, SweepSpec, expand, require_points
+from memsim.sweeps.trace_sources import (
+    EVAL_FILE,
+    TRACE_FILE,
+    damaged_trace,
+    make_trace,
+    trace_id,
+    trace_job,
+)
 from memsim.traces.model_shape import load_model_shape
 from memsim.traces.trace import Trace
 
@@ -42,6 +55,24 @@ class SweepReport:
     num_failed: int
     table_path: Path | None
     failures: list[str]
+
+    @property
+    def can_resume(self) -> bool:
+        """True when rerunning the same command may finish what failed: some task failed
+        for another reason than bad input (a killed worker, a full disk, an interrupt)."""
+        return any(getattr(f, "retryable", True) for f in self.failures)
+
+
+class Failure(str):
+    """One failed task, as one line; `retryable` unless it failed on bad input (a
+    ConfigError: the same input fails the same way on every rerun)."""
+
+    retryable: bool
+
+    def __new__(cls, text: str, retryable: bool = True) -> "Failure":
+        obj = super().__new__(cls, text)
+        obj.retryable = retryable
+        return obj
 
 
 @dataclass(frozen=True)
@@ -60,9 +91,11 @@ def run_sweep(sweep: SweepSpec, out_dir: str | Path, *, executor: str = "local",
     out = Path(out_dir)
     _remove_stale_temp_files(out)
     points, dropped = expand(sweep)
+    require_points(sweep, points, dropped)
     atomic_write_text(out / "dropped.json", json.dumps(
         [{"axes": v, "reason": r} for v, r in dropped], indent=2, default=str))
     jobs = {p.point_id: trace_job(p) for p in points}
+    discard_damaged(out, {trace_id(j) for j in jobs.values()}, points)
     first = [*_reference_tasks(points, out), *_trace_tasks(points, jobs, out)]
     todo_points = [p for p in points if not (out / "points" / p.point_id / ROW_FILE).exists()]
     done_before = len(points) - len(todo_points)
@@ -81,8 +114,8 @@ def run_sweep(sweep: SweepSpec, out_dir: str | Path, *, executor: str = "local",
             ready = [p for p in todo_points
                      if (out / "traces" / trace_id(jobs[p.point_id]) / EVAL_FILE).exists()]
             failures += _run(pool, [_point_task(p, jobs[p.point_id], out) for p in ready], bar)
-            failures += [f"point {p.point_id}: its trace failed" for p in todo_points
-                         if p not in ready]
+            failures += [Failure(f"point {p.point_id}: its trace failed", retryable=False)
+                         for p in todo_points if p not in ready]  # the trace's line says
     finally:
         bar.close()
         table = write_table(points, out)
@@ -106,9 +139,53 @@ def _reference_tasks(points: list[SweepPoint], out: Path) -> list[_Task]:
 
 
 def _remove_stale_temp_files(out: Path) -> None:
-    """A task killed mid-write leaves its temp file (never a half-written result): drop it."""
-    for tmp in out.glob("*/*/.*.tmp"):
-        tmp.unlink(missing_ok=True)
+    """A task killed mid-write leaves its temp file (never a half-written result): drop
+    them, at every level of the folder."""
+    remove_stale_temp_files(out)
+
+
+def discard_damaged(out: Path, trace_ids: set[str], points: list[SweepPoint]) -> None:
+    """Forget finished traces and points whose files are damaged (eval.json or row.json
+    unreadable, trace.npz not the bytes recorded), so this run makes them again instead of
+    failing the same points on every rerun; one line on stderr names each file."""
+    for tid in sorted(trace_ids):
+        folder = out / "traces" / tid
+        if (folder / EVAL_FILE).exists():
+            why = damaged_trace(folder)
+            if why is not None:
+                print(f"memsim: remaking trace {tid}: {why}", file=sys.stderr)
+                (folder / EVAL_FILE).unlink(missing_ok=True)
+    for point in points:
+        row = out / "points" / point.point_id / ROW_FILE
+        if row.exists() and _read_row(row) is None:
+            print(f"memsim: recomputing point {point.point_id}: {row} is damaged",
+                  file=sys.stderr)
+            row.unlink(missing_ok=True)
+    for ref in sorted({out / "references" / reference_id(reference_job(p)) / REFERENCE_FILE
+                       for p in points}):
+        if ref.exists() and _read_reference(ref) is None:
+            print(f"memsim: recomputing references: {ref} is damaged", file=sys.stderr)
+            ref.unlink(missing_ok=True)
+
+
+def _read_reference(path: Path) -> dict | None:
+    """A phone's reference.json (numbers by column name), or None if missing or damaged."""
+    try:
+        values = read_json(path, what="reference")
+    except ConfigError:
+        return None
+    ok = all(isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool)
+             for k, v in values.items())
+    return values if ok else None
+
+
+def _read_row(path: Path) -> dict | None:
+    """A point's row.json, or None if it is damaged (not JSON, not this point's row)."""
+    try:
+        row = read_json(path, what="row")
+    except ConfigError:
+        return None
+    return row if row.get("point_id") == path.parent.name else None
 
 
 def _run(pool, tasks: list[_Task], bar: SweepProgress) -> list[str]:
@@ -116,7 +193,9 @@ def _run(pool, tasks: list[_Task], bar: SweepProgress) -> list[str]:
     failures = []
     for i, outcome in pool.run(run_task, [(t.fn, *t.args) for t in tasks]):
         if isinstance(outcome, BaseException):
-            failures.append(f"{tasks[i].name}: {type(outcome).__name__}: {outcome}")
+            failures.append(Failure(f"{tasks[i].name}: {type(outcome).__name__}: {outcome}",
+                                    retryable=getattr(outcome, "retryable",
+                                                      not isinstance(outcome, ConfigError))))
             bar.done(tasks[i].kind, None)
         else:
             bar.done(tasks[i].kind, outcome[1])
@@ -195,9 +274,10 @@ def write_table(points: list[SweepPoint], out: Path) -> Path | None:
     rows, references = [], {}
     for p in points:
         path = out / "points" / p.point_id / ROW_FILE
-        if path.exists():
+        row = _read_row(path) if path.exists() else None
+        if row is not None:
             ref = out / "references" / reference_id(reference_job(p)) / REFERENCE_FILE
             if ref not in references:
-                references[ref] = json.loads(ref.read_text()) if ref.exists() else {}
-            rows.append({**json.loads(path.read_text()), **references[ref]})
+                references[ref] = _read_reference(ref) or {}
+            rows.append({**row, **references[ref]})
     return write_results(rows, out) if rows else None

@@ -25,20 +25,24 @@ import dataclasses
 import hashlib
 import itertools
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from memsim.core.errors import ConfigError
+from memsim.core.errors import ConfigError, is_internal, user_input
+from memsim.core.files import as_path
 from memsim.core.schema import load_dataclass, spec, to_plain
+from memsim.core.strict_yaml import read_yaml_mapping
 from memsim.hw.config import HardwareConfig, hw_from_dict, load_hw
 
 METHODS = ("dense", "glu", "cats", "dip", "dip_ca")  # workloads/masks registers these
 SYNTHETIC_METHODS = ("dense", "dip")
 SHORT_AXES = {"cache.": "hw.cache."}  # `cache.impl` == `hw.cache.impl`
 LAYOUT_AXIS = "hw.flash.layout"  # a file path: a relative one is taken from the sweep file
+# Models a real forward pass loads by name (workloads/model.py's DEFAULT_MODEL); any other
+# `trace.source: model` point needs a checkpoint folder.
+MODEL_SOURCE_PRESETS = ("smollm2-135m",)
 # (floor, floor itself reachable, what is read densely): the lowest MLP density a method can
 # reach (PAPER.md section 3): GLU computes W_up and W_gate densely, CATS computes W_gate.
 DENSE_READ_FLOOR = {"glu": (2 / 3, True, "W_up and W_gate"), "cats": (1 / 3, False, "W_gate")}
@@ -123,54 +127,193 @@ class SweepSpec:
 
 
 def load_sweep(path: str | Path) -> SweepSpec:
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"cannot read sweep file: {exc}", source=str(path)) from None
+    """Read and check a sweep file: every axis, value and model, before any work."""
+    path = as_path(path, "sweep file")
+    data = read_yaml_mapping(path, what="sweep file")  # a repeated key is an error
     return sweep_from_dict(data, source=str(path), root=path.parent)
 
 
 def sweep_from_dict(data: Any, *, source: str = "<api>", root: Path = Path(".")) -> SweepSpec:
     if not isinstance(data, dict):
-        raise ConfigError("a sweep file is a mapping", source=source, key_path="<top>")
-    unknown = sorted(set(data) - {"name", "base", "axes"})
+        raise ConfigError("a sweep file is a mapping", source=source, key_path="<top>",
+                          allowed="name, base, axes")
+    unknown = sorted(set(map(str, data)) - {"name", "base", "axes"})
     if unknown:
         raise ConfigError(f"unknown key {unknown[0]!r}", source=source, key_path=unknown[0],
                           allowed="name, base, axes")
-    base = dict(data.get("base") or {})
+    base = _mapping(data.get("base"), "base", source)
     if "hw" not in base:
         raise ConfigError("required key is missing: hardware preset or YAML path",
                           source=source, key_path="base.hw")
     hw_ref = base.pop("hw")
     hw_path = root / str(hw_ref)
-    hw = load_hw(hw_path if hw_path.is_file() else hw_ref)
-    axes = data.get("axes") or {}
-    if not isinstance(axes, dict) or any(not isinstance(v, list) or not v for v in axes.values()):
-        raise ConfigError("axes map an axis name to a non-empty list of values", source=source,
-                          key_path="axes")
-    axes = {_canonical_axis(k): v for k, v in axes.items()}
-    if isinstance(axes.get(LAYOUT_AXIS), list):  # relative to the sweep file, like base.hw
-        axes[LAYOUT_AXIS] = [str((root / v).resolve()) if isinstance(v, str)
-                             and not Path(v).is_absolute() else v for v in axes[LAYOUT_AXIS]]
-        for value in axes[LAYOUT_AXIS]:
-            if isinstance(value, str) and not Path(value).is_file():
-                raise ConfigError(f"no such layout file {value!r}", source=source,
-                                  key_path=f"axes.{LAYOUT_AXIS}",
-                                  allowed="a .npz written by `memsim layout build` (a path "
-                                          "relative to the sweep file), or null")
-    spec_ = SweepSpec(str(data.get("name", Path(source).stem)), source, to_plain(hw), base,
-                      axes)
+    with user_input(source=source, key_path="base.hw"):
+        hw = load_hw(hw_path if hw_path.is_file() else str(hw_ref))
+    axes = _axes(data.get("axes"), source)
+    name = data.get("name", Path(source).stem)
+    if not isinstance(name, (str, int, float)) or isinstance(name, bool):
+        raise ConfigError(f"expected a short text, got {type(name).__name__}", source=source,
+                          key_path="name")
+    canonical = {_canonical_axis(k): v for k, v in axes.items()}
+    if LAYOUT_AXIS in canonical:  # a relative layout path is taken from the sweep file
+        canonical[LAYOUT_AXIS] = [str((root / v).resolve()) if isinstance(v, str)
+                                  and not Path(v).is_absolute() else v
+                                  for v in canonical[LAYOUT_AXIS]]
+    spec_ = SweepSpec(str(name), source, to_plain(hw), base, canonical)
+    check_sweep(spec_, typed={_canonical_axis(k): k for k in axes})
+    return spec_
+
+
+def _mapping(value: Any, key: str, source: str) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"expected a mapping, got {type(value).__name__}", source=source,
+                          key_path=key)
+    return dict(value)
+
+
+def _axes(value: Any, source: str) -> dict:
+    """The `axes:` mapping: text names, each a non-empty list, no axis given twice (also
+    not as its short and long name, `cache.impl` and `hw.cache.impl`)."""
+    axes = _mapping(value, "axes", source)
+    seen: dict[str, str] = {}
+    for name, values in axes.items():
+        if not isinstance(name, str) or not name:
+            raise ConfigError(f"an axis name is text, got {name!r}", source=source,
+                              key_path="axes", allowed="hw.<hardware key>, cache.<key>, "
+                              "method, density, ...")
+        if not isinstance(values, list) or not values:
+            raise ConfigError("an axis maps to a non-empty list of values", source=source,
+                              key_path=f"axes.{name}", allowed="[value, value, ...]")
+        full = _canonical_axis(name)
+        if full in seen:
+            raise ConfigError(f"the same axis as {seen[full]!r}: one would silently replace "
+                              "the other", source=source, key_path=f"axes.{name}",
+                              allowed="each axis once")
+        seen[full] = name
+    return axes
+
+
+def check_sweep(sweep: SweepSpec, typed: dict[str, str] | None = None) -> None:
+    """Everything that can be checked before any work: the base alone, each axis value on
+    the base (an error names the axis as typed), the models, and that synthetic traces fit
+    in memory."""
+    typed = typed or {}
     point_fields = {f.name for f in dataclasses.fields(PointSpec)}
-    for axis in spec_.axes:
+    for axis in sweep.axes:
         if not axis.startswith("hw.") and axis.split(".")[0] not in point_fields:
-            raise ConfigError(f"unknown axis {axis!r}", source=source, key_path=f"axes.{axis}",
+            raise ConfigError(f"unknown axis {typed.get(axis, axis)!r}", source=sweep.source,
+                              key_path=f"axes.{typed.get(axis, axis)}",
                               allowed="hw.<hardware key>, cache.<key>, "
                                       + ", ".join(sorted(point_fields)))
-    for axis, values in spec_.axes.items():  # every axis and value checked before any work
+    base = _apply(sweep, ())  # the base alone: its errors name base.* / hw.*
+    if not any(_is_input_axis(axis) for axis in sweep.axes):
+        check_point_inputs(base, sweep.source)
+    for axis, values in sweep.axes.items():
         for value in values:
-            _apply(spec_, ((axis, value),))
-    return spec_
+            with _on_axis(sweep.source, typed.get(axis, axis), value):
+                point = _apply(sweep, ((axis, value),))
+                if _is_input_axis(axis):
+                    check_point_inputs(point, sweep.source)
+
+
+def _is_input_axis(axis: str) -> bool:
+    """Axes that choose what a point reads: its model, trace, adapter."""
+    return axis.split(".")[0] in ("model", "trace", "adapter")
+
+
+@contextmanager
+def _on_axis(source: str, axis: str, value: Any):
+    """An error about one axis value, told against the axis as the user typed it (and the
+    key or file it broke, when that is not the axis itself)."""
+    try:
+        yield
+    except ConfigError as exc:
+        inner = "" if is_internal(exc.source) or exc.source == source else f"{exc.source}: "
+        key = exc.key_path
+        detail = f" ({key})" if key and not key.endswith(axis.split(".")[-1]) else ""
+        raise ConfigError(f"value {value!r}{detail}: {inner}{exc.message}", source=source,
+                          key_path=f"axes.{axis}", allowed=exc.allowed) from None
+
+
+def check_point_inputs(point: SweepPoint, source: str) -> None:
+    """The model (and for real traces its corpus and adapter) exist, a synthetic trace fits
+    in memory, the KV cache fits the DRAM, a flash layout file exists: an unknown model is
+    an error now, not after the first task."""
+    from memsim.core.files import check_fits_in_memory
+    from memsim.traces.model_shape import load_model_shape
+    from memsim.traces.synth import mask_bytes_per_token
+
+    s = point.spec
+    with _told_at(source, "base.model"):
+        model = load_model_shape(s.model)
+    if s.trace.source == "model":
+        _check_model_source_inputs(s, source)
+    else:
+        per_token = mask_bytes_per_token(model)
+        check_fits_in_memory(s.trace.tokens * s.trace.windows * per_token,
+                             f"a synthetic trace of {s.trace.windows} x {s.trace.tokens} "
+                             f"tokens of {s.model}", source=source,
+                             key_path="base.trace.tokens", per_unit_bytes=per_token
+                             * s.trace.windows)
+    _check_fits_dram(point, model, source)
+    layout = point.hw.flash.layout
+    if layout is not None and not Path(layout).is_file():
+        raise ConfigError(f"no layout file {layout!r}", source=source,
+                          key_path="hw.flash.layout",
+                          allowed="a .npz written by `memsim layout build`")
+
+
+def _check_fits_dram(point: SweepPoint, model, source: str) -> None:
+    """The point's KV cache fits its DRAM (else every simulation of it would fail)."""
+    from memsim.sim.footprint import Footprint
+    from memsim.sim.plan import kv_budget_tokens
+
+    t = point.spec.trace
+    longest, prompt = (t.window_len, 0) if t.source == "model" else (t.tokens, t.prompt_len)
+    kv_bytes = (kv_budget_tokens(point.hw, prompt, longest) * model.num_hidden_layers
+                * Footprint.of(model, point.hw).kv_bytes_per_token_per_layer)
+    if kv_bytes > point.hw.dram.capacity_bytes:
+        raise ConfigError(f"the KV cache alone ({kv_bytes / 1e9:.6g} GB for {prompt} + "
+                          f"{longest} tokens of {model.name}) exceeds DRAM "
+                          f"({point.hw.dram.capacity_GB:.6g} GB)", source=source,
+                          key_path="hw.dram.capacity_GB", allowed=f"> {kv_bytes / 1e9:.6g}")
+
+
+@contextmanager
+def _told_at(source: str, key: str):
+    """An error told against `key` of the sweep file, keeping the file it came from (a
+    model's config.json) and its key there in the message."""
+    try:
+        yield
+    except ConfigError as exc:
+        inner = [] if is_internal(exc.source) or exc.source == source else [exc.source]
+        inner += [exc.key_path] if inner and exc.key_path else []
+        raise ConfigError("".join(f"{p}: " for p in inner) + exc.message, source=source,
+                          key_path=key, allowed=exc.allowed) from None
+
+
+def _check_model_source_inputs(s: PointSpec, source: str) -> None:
+    """A real forward pass needs weights: the preset workloads/ ships, or a checkpoint
+    folder with safetensors (a .gguf has no config.json for the simulator's shapes)."""
+    model = Path(s.model)
+    if s.model not in MODEL_SOURCE_PRESETS and not (model.is_dir()
+                                                     and any(model.glob("*.safetensors"))):
+        raise ConfigError(f"no weights for model {s.model!r}: a real forward pass "
+                          "(trace.source: model) needs the preset workloads/ loads, or a "
+                          "checkpoint folder with config.json and .safetensors", source=source,
+                          key_path="base.model",
+                          allowed=", ".join(MODEL_SOURCE_PRESETS) + ", a checkpoint folder, "
+                          "or trace.source: synthetic")
+    if s.trace.corpus != "shakespeare" and not Path(s.trace.corpus).exists():
+        raise ConfigError(f"no corpus {s.trace.corpus!r}", source=source,
+                          key_path="base.trace.corpus",
+                          allowed="shakespeare, a .txt file or folder, a saved dataset folder")
+    if s.adapter != "none" and not Path(s.adapter).is_dir():
+        raise ConfigError(f"no adapter folder {s.adapter!r}", source=source,
+                          key_path="base.adapter",
+                          allowed="none, or a folder written by `memsim finetune`")
 
 
 def _canonical_axis(name: str) -> str:
@@ -220,7 +363,9 @@ def expand(sweep: SweepSpec) -> tuple[list[SweepPoint], list[tuple[dict, str]]]:
     points, dropped, seen = [], [], {}
     for combo in itertools.product(*(sweep.axes[n] for n in names)):
         values = tuple(zip(names, combo))
-        point = _apply(sweep, values)
+        with _at_axes(sweep.source, values):
+            point = _apply(sweep, values)
+            check_point_inputs(point, sweep.source)
         reason = invalid_reason(point)
         if reason is None and point.point_id in seen:
             reason = _duplicate_reason(point, dict(values), seen[point.point_id])
@@ -230,6 +375,32 @@ def expand(sweep: SweepSpec) -> tuple[list[SweepPoint], list[tuple[dict, str]]]:
         seen[point.point_id] = dict(values)
         points.append(point)
     return points, dropped
+
+
+@contextmanager
+def _at_axes(source: str, values: tuple[tuple[str, Any], ...]):
+    """An error only a combination of axis values makes, told with the combination."""
+    try:
+        yield
+    except ConfigError as exc:
+        if not values:
+            raise
+        combo = ", ".join(f"{axis}={value!r}" for axis, value in values)
+        inner = "" if is_internal(exc.source) or exc.source == source else f"{exc.source}: "
+        raise ConfigError(f"at {combo}: {inner}{exc.message}", source=source,
+                          key_path=exc.key_path or "axes", allowed=exc.allowed) from None
+
+
+def require_points(sweep: SweepSpec, points: list[SweepPoint],
+                   dropped: list[tuple[dict, str]]) -> None:
+    """A sweep whose every point is filtered out is an error that says why (each distinct
+    reason once), not a run that silently does nothing."""
+    if points:
+        return
+    reasons = list(dict.fromkeys(reason.split(" (runs once, as")[0] for _, reason in dropped))
+    raise ConfigError(f"all {len(dropped)} grid points are filtered out: "
+                      + "; ".join(reasons), source=sweep.source, key_path="axes",
+                      allowed="axes with at least one valid combination (docs/sweeps.md)")
 
 
 def invalid_reason(point: SweepPoint) -> str | None:

@@ -9,8 +9,14 @@ import math
 import numpy as np
 
 from memsim.core.units import byte_unit
-from memsim.sweeps.grouping import dram_unit, dram_values, numbers, ordered_panels, \
-    panel_keys, series_of
+from memsim.sweeps.grouping import (
+    dram_unit,
+    dram_values,
+    numbers,
+    ordered_panels,
+    panel_keys,
+    series_of,
+)
 from memsim.sweeps.table import Table
 
 

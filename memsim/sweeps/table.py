@@ -12,6 +12,8 @@ needed, except by `load_results`, which hands the same table to pandas users as 
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
 import math
 import numbers
 import os
@@ -22,6 +24,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from memsim.core.errors import ConfigError
+from memsim.core.files import as_path, output_error
 
 try:  # optional (the `dist` extra); tests flip this flag to exercise the CSV path
     import pyarrow as pa
@@ -32,6 +35,7 @@ except ImportError:  # pragma: no cover - depends on the environment
     HAS_PYARROW = False
 
 RESULTS_STEM = "results"
+DIGEST_KEY = b"memsim.sha256"  # Parquet metadata: table_digest of the contents
 # Text even when every value looks like a number (a hashed point_id can read as "1e5").
 TEXT_COLUMNS = frozenset({"point_id", "hw_name", "model", "method", "cache_impl", "adapter",
                           "trace_source", "config_path", "trace_path", "result_path", "impl",
@@ -128,15 +132,20 @@ def results_path(out_dir: str | Path) -> Path:
 def write_results(rows: list[dict[str, Any]], out_dir: str | Path) -> Path:
     """Write `rows` as the results table in `out_dir`, atomically; return the file's path."""
     path = results_path(out_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
     table = table_from_rows(rows, source=str(path))
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise output_error(path, exc) from None
     os.close(fd)
     try:
         (_write_parquet if path.suffix == ".parquet" else _write_csv)(table, Path(tmp_name))
         os.replace(tmp_name, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp_name).unlink(missing_ok=True)
+        if isinstance(exc, OSError):  # a full disk, a vanished folder: say which file
+            raise output_error(path, exc) from None
         raise
     return path
 
@@ -149,7 +158,8 @@ def _write_parquet(table: Table, path: Path) -> None:
             arrays[name] = pa.array(values.tolist(), type=pa.string())
         else:  # NaN is stored as null so other readers see "missing", not a number
             arrays[name] = pa.array(values, type=pa.float64(), mask=np.isnan(values))
-    pq.write_table(pa.table(arrays), path)
+    arrow = pa.table(arrays).replace_schema_metadata({DIGEST_KEY: table_digest(table)})
+    pq.write_table(arrow, path)
     _fsync(path)
 
 
@@ -180,13 +190,29 @@ def _fsync(path: Path) -> None:
 # ---------------------------------------------------------------------- reading
 def read_results(path_or_dir: str | Path) -> Table:
     """Read a results table: a .parquet or .csv file, or a folder holding results.*."""
-    path = _find_results_file(Path(path_or_dir))
+    path = _find_results_file(as_path(path_or_dir, "results table or sweep folder"))
     if path.suffix == ".parquet":
         if not HAS_PYARROW:
             raise ConfigError("reading Parquet needs pyarrow", source=str(path),
                               allowed="pip install -e '.[dist]', or a results.csv")
-        return _read_parquet(path)
-    return _read_csv(path)
+        return _read_or_explain(_read_parquet, path)
+    return _read_or_explain(_read_csv, path)
+
+
+def _read_or_explain(read, path: Path) -> Table:
+    """`read(path)`, with a damaged file (truncated, corrupted, not UTF-8, not a table) as a
+    ConfigError naming it and how to make it again."""
+    try:
+        return read(path)
+    except ConfigError:
+        raise
+    except UnicodeDecodeError as exc:
+        why = f"not UTF-8 text (byte {exc.start})"
+    except Exception as exc:  # noqa: BLE001 - pyarrow/csv raise many types on damage
+        why = f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+    raise ConfigError(f"cannot read the results table ({why}); the file is damaged",
+                      source=str(path), allowed="rerun `memsim sweep` with the same file and "
+                      "--out: it rebuilds the table from the finished points")
 
 
 def _find_results_file(path: Path) -> Path:
@@ -206,6 +232,7 @@ def _find_results_file(path: Path) -> Path:
 
 def _read_parquet(path: Path) -> Table:
     arrow = pq.read_table(path)
+    recorded = (arrow.schema.metadata or {}).get(DIGEST_KEY)
     columns = {}
     for name, column in zip(arrow.column_names, arrow.columns):
         kind = column.type
@@ -218,7 +245,27 @@ def _read_parquet(path: Path) -> Table:
                                       for v in column.to_pylist()], dtype=float)
         else:  # anything else (lists, structs) as text, so plots can still ignore it
             columns[name] = np.array([str(v) for v in column.to_pylist()], dtype=object)
-    return Table(columns, source=str(path))
+    table = Table(columns, source=str(path))
+    if recorded is not None and recorded.decode("ascii", "replace") != table_digest(table):
+        raise ConfigError("the table's contents do not match the checksum written with them "
+                          "(damaged)", source=str(path))
+    return table
+
+
+def table_digest(table: Table) -> str:
+    """sha256 of a table's column names and values (NaN normalised), written into a Parquet
+    file's metadata so that damage the format itself does not detect (a changed byte in a
+    value or a column name) is found on reading."""
+    digest = hashlib.sha256()
+    for name in table.columns:
+        values = table[name]
+        digest.update(json.dumps(name).encode() + b"\x00")
+        if values.dtype == object:
+            digest.update(b"T" + json.dumps([str(v) for v in values]).encode())
+        else:
+            digest.update(b"F" + np.where(np.isnan(values), np.nan, values).astype("<f8")
+                          .tobytes())
+    return digest.hexdigest()
 
 
 def _read_csv(path: Path) -> Table:
@@ -226,9 +273,25 @@ def _read_csv(path: Path) -> Table:
         reader = csv.reader(f)
         header = next(reader, [])
         cells = list(reader)
+    _check_rectangular(path, header, cells)
     columns = {name: _parse_csv_column(name, [row[i] if i < len(row) else "" for row in cells])
                for i, name in enumerate(header)}
     return Table(columns, source=str(path))
+
+
+def _check_rectangular(path: Path, header: list[str], cells: list[list[str]]) -> None:
+    """Every row has the header's cells (a truncated or edited file does not)."""
+    if not header or len(set(header)) != len(header):
+        raise ConfigError("the header row is empty or repeats a column", source=str(path),
+                          allowed="a results table written by memsim")
+    for number, row in enumerate([header, *cells], start=1):
+        if number > 1 and len(row) != len(header):
+            raise ConfigError(f"line {number} has {len(row)} cells, the header {len(header)} "
+                              "(truncated or damaged)", source=str(path),
+                              allowed="rerun `memsim sweep` to rebuild the table")
+        if any("\x00" in cell for cell in row):  # never written by memsim: zeroed blocks
+            raise ConfigError(f"line {number} holds NUL bytes (damaged)", source=str(path),
+                              allowed="rerun `memsim sweep` to rebuild the table")
 
 
 def _parse_csv_column(name: str, cells: list[str]) -> np.ndarray:

@@ -14,14 +14,16 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from memsim.core.files import atomic_write_text
+from memsim.core.errors import ConfigError
+from memsim.core.files import atomic_write_text, read_json, sha256_file
 from memsim.sim.plan import cache_capacities, kv_budget_tokens
 from memsim.sweeps.spec import SweepPoint, _digest
 from memsim.traces.model_shape import load_model_shape
 from memsim.traces.synth import synth_trace
-from memsim.traces.trace import MaskGroup
+from memsim.traces.trace import MaskGroup, Trace
 
 TRACE_FILE, EVAL_FILE, HW_FILE = "trace.npz", "eval.json", "hw.yaml"
+CHECKSUM_KEY = "trace_sha256"  # in eval.json: the trace.npz it vouches for
 
 
 def trace_job(point: SweepPoint) -> dict:
@@ -40,15 +42,40 @@ def trace_id(job: dict) -> str:
 
 
 def make_trace(job: dict, folder: str, hw_plain: dict) -> dict:
-    """Task: write trace.npz and eval.json into `folder` (eval.json last: the done marker)."""
+    """Task: write trace.npz and eval.json into `folder` (eval.json last: the done marker,
+    holding the trace's sha256 so a damaged cached trace is found and made again)."""
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     if job["trace"]["source"] == "synthetic":
         figures = _synthetic(job, out)
     else:
         figures = _from_model(job, out, hw_plain)
+    figures = {**figures, CHECKSUM_KEY: sha256_file(out / TRACE_FILE)}
     atomic_write_text(out / EVAL_FILE, json.dumps(figures, indent=2))
     return figures
+
+
+def damaged_trace(folder: str | Path) -> str | None:
+    """Why a finished trace folder cannot be trusted (eval.json unreadable, trace.npz
+    missing or not the bytes eval.json recorded), or None if it is intact. Folders written
+    before checksums were recorded are checked by reading the trace (its zip CRCs)."""
+    folder = Path(folder)
+    try:
+        figures = read_json(folder / EVAL_FILE, what="trace record")
+    except ConfigError as exc:
+        return str(exc)
+    trace = folder / TRACE_FILE
+    if not trace.is_file():
+        return f"{trace}: missing"
+    recorded = figures.get(CHECKSUM_KEY)
+    if recorded is None:
+        try:
+            Trace.load(trace)
+        except ConfigError as exc:
+            return str(exc)
+        return None
+    return None if sha256_file(trace) == recorded else \
+        f"{trace}: its sha256 is not the one recorded in {EVAL_FILE} (damaged)"
 
 
 def _synthetic(job: dict, out: Path) -> dict:

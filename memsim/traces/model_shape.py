@@ -140,6 +140,11 @@ def model_from_hf_config(config: dict, name: str, source: str = "") -> ModelShap
 
 def load_model_shape(name_or_path: str) -> ModelShape:
     """A preset name, a checkpoint directory holding config.json, or a config.json path."""
+    if not isinstance(name_or_path, (str, Path)) or not str(name_or_path):
+        raise ConfigError(f"expected a model preset name or path, got "
+                          f"{type(name_or_path).__name__} {name_or_path!r}"[:200],
+                          source="<model>", key_path="model",
+                          allowed=", ".join(MODEL_PRESETS) + ", or a path to a HF config.json")
     if name_or_path in MODEL_PRESETS:
         return ModelShape(name=name_or_path, **MODEL_PRESETS[name_or_path])
     path = Path(name_or_path)
@@ -147,7 +152,7 @@ def load_model_shape(name_or_path: str) -> ModelShape:
         path = path / "config.json"
     if not path.is_file():
         raise ConfigError(f"no model preset or config.json called {str(name_or_path)!r}",
-                          source=str(name_or_path), key_path="model",
+                          source="<model>", key_path="model",
                           allowed=", ".join(MODEL_PRESETS) + ", or a path to a HF config.json")
     config = _read_json(path)
     if isinstance(config, dict) and isinstance(config.get("text_config"), dict):

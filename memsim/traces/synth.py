@@ -42,6 +42,13 @@ def _topk_masks(rng: np.random.Generator, T: int, L: int, N: int, keep: float, r
     return out
 
 
+def mask_bytes_per_token(model: ModelShape) -> int:
+    """Bytes of one token's boolean masks while a trace is drawn (up or gate over H, up rows
+    and down over I: an upper bound for every generator), before they are packed 8 to a
+    byte; what a caller checks against the machine's memory before asking for T tokens."""
+    return model.num_hidden_layers * (model.hidden_size + 2 * model.intermediate_size)
+
+
 def synth_trace(model: ModelShape, num_tokens: int, density: float = 0.5, *, seed: int = 0,
                 method: str = "dip", rho: float = 0.8, popularity_std: float = 1.0,
                 prompt_len: int = 0, num_sequences: int = 1) -> Trace:

@@ -33,7 +33,14 @@ from pathlib import Path
 import numpy as np
 
 from memsim.core.errors import TraceError
-from memsim.traces.bits import PackedMasks, num_words, pack_words, popcount, unpack_words
+from memsim.core.files import as_path, atomic_write_with, is_folder
+from memsim.traces.bits import (
+    PackedMasks,
+    num_words,
+    pack_words,
+    popcount,
+    unpack_words,
+)
 from memsim.traces.model_shape import ModelShape
 
 FORMAT_VERSION = 2  # the newest this code reads and writes
@@ -260,25 +267,22 @@ class Trace:
     def save(self, path: str | Path) -> Path:
         """Write atomically (temp file + rename): a crash never leaves half a trace."""
         path = Path(path)
+        if is_folder(path):  # with_suffix would silently turn "out/" into "out.npz"
+            raise TraceError("is a folder; give the trace file's path", source=str(path),
+                             allowed="a .npz file path")
         if path.suffix != ".npz":
             path = path.with_suffix(".npz")
         arrays = {"meta": np.array(json.dumps(self.metadata()))}
         arrays.update({f"{name}_bits": w for name, w in self.words.items()})
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        try:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, **arrays)  # packed masks are near-random bits: no compression
-            tmp.replace(path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        # packed masks are near-random bits: no compression. A failed write (disk full, no
+        # permission) leaves nothing and is a ConfigError naming the file.
+        atomic_write_with(path, lambda fh: np.savez(fh, **arrays))
         return path
 
     @classmethod
     def load(cls, path: str | Path) -> "Trace":
         """Read a trace file; anything wrong with it is a TraceError naming the file."""
-        path = Path(path)
+        path = as_path(path, "trace file", "trace", error=TraceError)
         meta, bits = _read_npz(path)
         try:
             return cls._from_stored(meta, bits, path)
@@ -289,7 +293,7 @@ class Trace:
     @classmethod
     def _from_stored(cls, meta: dict, bits: dict, path: Path) -> "Trace":
         version = meta.get("format_version")
-        if version not in READABLE_VERSIONS:
+        if not _is_int(version) or version not in READABLE_VERSIONS:
             raise TraceError(f"format_version {version!r} unsupported", key_path="format_version",
                              allowed=", ".join(map(str, READABLE_VERSIONS)))
         model = ModelShape.from_dict(_typed(meta, "model", dict), source=str(path))
@@ -348,10 +352,11 @@ def _read_npz(path: Path) -> tuple[dict, dict]:
         raise TraceError("no such trace file" if not path.exists() else "not a file",
                          source=str(path), allowed="a .npz written by Trace.save")
     try:
-        with np.load(path, allow_pickle=False) as data:
-            if not isinstance(data, np.lib.npyio.NpzFile):
-                raise TraceError("not a trace: a single array (.npy), not an .npz archive",
-                                 source=str(path), allowed="a .npz written by Trace.save")
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):  # a .npy holds one bare array
+            raise TraceError("not a trace: a single numpy array (.npy), not an .npz archive",
+                             source=str(path), allowed="a .npz written by Trace.save")
+        with loaded as data:
             if "meta" not in data.files:
                 raise TraceError("not a trace: no `meta` entry", source=str(path),
                                  allowed="a .npz written by Trace.save")

@@ -20,6 +20,10 @@ import numpy as np
 from memsim.core.registry import Registry
 
 FLASH_MODELS: Registry[type] = Registry("flash model")
+# Lower bounds that keep every duration finite (a bandwidth of 5e-324 GB/s would make one
+# page take inf seconds): 1 kB/s and one request per second are far below any real device.
+MIN_FLASH_GBps = 1e-6
+MIN_IOPS_K = 1e-3
 
 
 class FlashModel:

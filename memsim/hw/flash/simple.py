@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from memsim.core.schema import spec
-from memsim.hw.flash.base import FLASH_MODELS, FlashModel
+from memsim.hw.flash.base import FLASH_MODELS, FlashModel, MIN_FLASH_GBps
 
 
 @FLASH_MODELS.register("simple")
@@ -15,8 +15,8 @@ class SimpleFlash(FlashModel):
     """time = latency (if anything is read) + bytes / bandwidth."""
 
     impl: str = spec("flash model", choices=("simple",))
-    read_bandwidth_GBps: float = spec("sequential read bandwidth", unit="GB/s", gt=0,
-                                      le=10_000)
+    read_bandwidth_GBps: float = spec("sequential read bandwidth", unit="GB/s",
+                                      ge=MIN_FLASH_GBps, le=10_000)
     latency_us: float = spec("fixed latency per transfer", default=0.0, unit="us", ge=0,
                              le=1e6)
     read_energy_pJ_per_byte: float | None = spec("read energy", default=None, unit="pJ/B", ge=0,

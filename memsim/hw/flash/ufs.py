@@ -26,7 +26,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from memsim.core.schema import spec
-from memsim.hw.flash.base import FLASH_MODELS, FlashModel, log_interpolate
+from memsim.hw.flash.base import (
+    FLASH_MODELS,
+    MIN_IOPS_K,
+    FlashModel,
+    MIN_FLASH_GBps,
+    log_interpolate,
+)
 
 
 @FLASH_MODELS.register("ufs")
@@ -35,24 +41,24 @@ class UfsFlash(FlashModel):
     """Page-granular, IOPS-limited flash; random vs sequential, span-dependent IOPS."""
 
     impl: str = spec("flash model", choices=("ufs",))
-    read_bandwidth_GBps: float = spec("sequential read bandwidth", unit="GB/s", gt=0,
-                                      le=10_000)
+    read_bandwidth_GBps: float = spec("sequential read bandwidth", unit="GB/s",
+                                      ge=MIN_FLASH_GBps, le=10_000)
     random_read_bandwidth_GBps: float | None = spec(
         "bandwidth of large random reads (default: the sequential one)", default=None,
-        unit="GB/s", gt=0, le=10_000)
+        unit="GB/s", ge=MIN_FLASH_GBps, le=10_000)
     latency_us: float = spec("latency of one read request", unit="us", ge=0, le=1e6)
     page_size_KiB: float = spec("read unit: requests are rounded up to whole pages",
-                                unit="KiB", gt=0, le=1 << 20)
+                                unit="KiB", ge=0.5, le=1 << 20)
     queue_depth: int = spec("requests in flight", default=32, ge=1, le=1 << 16)
     max_read_iops_K: float = spec("random-read IOPS over a large span (>= far_range_GiB)",
-                                  unit="K requests/s", gt=0, le=1e6)
+                                  unit="K requests/s", ge=MIN_IOPS_K, le=1e6)
     local_read_iops_K: float | None = spec(
         "random-read IOPS within local_range_MiB (default: max_read_iops_K)", default=None,
-        unit="K requests/s", gt=0, le=1e6)
+        unit="K requests/s", ge=MIN_IOPS_K, le=1e6)
     local_range_MiB: float = spec("span up to which local_read_iops_K applies", default=128.0,
-                                  unit="MiB", gt=0, le=1 << 30)
+                                  unit="MiB", ge=1e-3, le=1 << 30)
     far_range_GiB: float = spec("span from which max_read_iops_K applies", default=4.0,
-                                unit="GiB", gt=0, le=1 << 20)
+                                unit="GiB", ge=1e-6, le=1 << 20)
     host_request_overhead_us: float = spec("CPU time to issue and complete one request on the "
                                            "I/O core (a floor per request)", default=0.0,
                                            unit="us", ge=0, le=1e6)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -19,6 +18,7 @@ from typing import Callable
 import numpy as np
 
 from memsim.core.errors import ConfigError
+from memsim.core.files import as_path, atomic_write_with, is_folder
 from memsim.core.registry import Registry
 from memsim.traces import ModelShape, Trace
 
@@ -83,21 +83,17 @@ class Layout:
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
+        if is_folder(path):  # with_suffix would silently turn "out/" into "out.npz"
+            raise ConfigError("is a folder; give the layout file's path", source=str(path),
+                              allowed="a .npz file path")
         if path.suffix != ".npz":
             path = path.with_suffix(".npz")
         meta = {"format_version": FORMAT_VERSION, "model": self.model.to_dict(),
                 "method": self.method, "built_from": self.built_from,
                 "groups": sorted(self.orders)}
         arrays = {f"order_{k}": v.astype(np.int32) for k, v in self.orders.items()}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        try:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, meta=np.array(json.dumps(meta)), **arrays)
-            tmp.replace(path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        atomic_write_with(path, lambda fh: np.savez(fh, meta=np.array(json.dumps(meta)),
+                                                    **arrays))
         return path
 
 
@@ -107,23 +103,27 @@ def _width(group: str, model: ModelShape) -> int:
 
 def load_layout(path: str | Path) -> Layout:
     """Read and check a layout file; every problem is a ConfigError naming the file."""
-    path = Path(path)
+    path = as_path(path, "layout file", "flash.layout")
     where = str(path)
     if not path.is_file():
         raise ConfigError("no such layout file", source=where, key_path="flash.layout",
                           allowed="a .npz written by `memsim layout build`")
     try:
-        with np.load(path, allow_pickle=False) as data:
-            if not isinstance(data, np.lib.npyio.NpzFile) or "meta" not in data.files:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):  # a .npy: one bare array
+            raise ConfigError("not a layout file (a single .npy array)", source=where,
+                              allowed="a .npz written by `memsim layout build`")
+        with loaded as data:
+            if "meta" not in data.files:
                 raise ConfigError("not a layout file", source=where,
                                   allowed="a .npz written by `memsim layout build`")
             meta = json.loads(str(data["meta"]))
             orders = {n[6:]: data[n] for n in data.files if n.startswith("order_")}
     except ConfigError:
         raise
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, UnicodeDecodeError,
-            TypeError) as exc:
-        raise ConfigError(f"cannot read layout ({type(exc).__name__}: {exc})", source=where,
+    except Exception as exc:  # noqa: BLE001 - zip/zlib/numpy raise many types on damage
+        raise ConfigError(f"cannot read layout ({type(exc).__name__}: {exc}); damaged?",
+                          source=where,
                           allowed="a .npz written by `memsim layout build`") from None
     if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION:
         raise ConfigError("unsupported or missing format_version", source=where,

@@ -10,10 +10,10 @@ bitsets (compiled). Ignores co-activation across layers and groups.
 """
 from __future__ import annotations
 
-import numba
 import numpy as np
 
 from memsim.core.bitops import popcount
+from memsim.core.jit import kernel
 from memsim.hw.layouts.base import LAYOUT_METHODS
 from memsim.traces.bits import pack_words, unpack_words
 
@@ -27,7 +27,7 @@ def coactivation_order(words: np.ndarray, num_columns: int) -> np.ndarray:
     return _greedy_path(by_column, uses)
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel
 def _count(a: np.ndarray, b: np.ndarray) -> int:
     total = 0
     for k in range(a.shape[0]):
@@ -35,7 +35,7 @@ def _count(a: np.ndarray, b: np.ndarray) -> int:
     return total
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel
 def _greedy_path(by_column: np.ndarray, uses: np.ndarray) -> np.ndarray:
     N = by_column.shape[0]
     order = np.empty(N, np.int32)

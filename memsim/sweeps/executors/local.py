@@ -1,13 +1,17 @@
 """`local`: a process pool on this machine (one process per core by default).
 
 Uses fork: the parent (the sweep driver) never imports torch, so forking it is safe, and
-workers start in milliseconds rather than re-importing numpy and SimPy.
+workers start in milliseconds rather than re-importing numpy and SimPy. Workers die with the
+driver and ignore Ctrl-C (`_worker.py`); an interrupted driver kills them at once rather than
+waiting for their running tasks.
 """
 from __future__ import annotations
 
 import multiprocessing
+import os
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
+from memsim.sweeps.executors._worker import die_with_parent
 from memsim.sweeps.executors.base import EXECUTORS, Executor
 
 
@@ -18,7 +22,9 @@ class LocalExecutor(Executor):
     def __init__(self, workers: int, scheduler: str | None = None):
         super().__init__(workers, scheduler)
         self._pool = ProcessPoolExecutor(max_workers=workers,
-                                         mp_context=multiprocessing.get_context("fork"))
+                                         mp_context=multiprocessing.get_context("fork"),
+                                         initializer=die_with_parent,
+                                         initargs=(os.getpid(),))
 
     def run(self, fn, args_list):
         futures = {self._pool.submit(fn, *args): i for i, args in enumerate(args_list)}
@@ -29,5 +35,12 @@ class LocalExecutor(Executor):
                 exc = future.exception()
                 yield futures[future], exc if exc is not None else future.result()
 
-    def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+    def worker_pids(self) -> list[int]:
+        return [p.pid for p in list((self._pool._processes or {}).values()) if p.pid]
+
+    def close(self, abort: bool = False) -> None:
+        if abort:  # kill first: shutdown would wait for the running tasks to end
+            for process in list((self._pool._processes or {}).values()):
+                if process.is_alive():
+                    process.kill()
+        self._pool.shutdown(wait=not abort, cancel_futures=True)

@@ -22,7 +22,13 @@ from matplotlib.figure import Figure
 
 from memsim.core.errors import ConfigError
 from memsim.core.registry import import_submodules
-from memsim.sweeps.figures.base import FIGURES, FigureData, PlotOptions, Skip, ordered_kinds
+from memsim.sweeps.figures.base import (
+    FIGURES,
+    FigureData,
+    PlotOptions,
+    Skip,
+    ordered_kinds,
+)
 from memsim.sweeps.figures.dram_at_matched_perplexity import check_tolerance
 from memsim.sweeps.figures.draw import draw, save
 from memsim.sweeps.figures.time_breakdown import point_indices

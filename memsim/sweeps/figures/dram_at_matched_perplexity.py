@@ -15,12 +15,28 @@ import dataclasses
 import numpy as np
 
 from memsim.core.errors import ConfigError
-from memsim.sweeps.figures.base import FigureData, Line, PlotOptions, Skip, figure, \
-    needs_log_scale, title
+from memsim.sweeps.figures.base import (
+    FigureData,
+    Line,
+    PlotOptions,
+    Skip,
+    figure,
+    needs_log_scale,
+    title,
+)
 from memsim.sweeps.figures.common import dram_label, line_panels
 from memsim.sweeps.figures.throughput_vs_perplexity import NO_PERPLEXITY
-from memsim.sweeps.grouping import context_line, dram_unit, dram_values, finite_rows, \
-    is_oracle, method_label, ordered_panels, panel_keys, series_of
+from memsim.sweeps.grouping import (
+    context_line,
+    dram_unit,
+    dram_values,
+    finite_rows,
+    is_oracle,
+    method_label,
+    ordered_panels,
+    panel_keys,
+    series_of,
+)
 from memsim.sweeps.table import Table
 
 

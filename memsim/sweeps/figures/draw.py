@@ -20,6 +20,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
+from memsim.core.files import atomic_write_with
 from memsim.sweeps.figures.base import FigureData, Line, Panel
 
 METHOD_COLORS = {"dense": "#222222", "glu": "C1", "cats": "C2", "dip": "C3", "dip_ca": "C4"}
@@ -69,9 +70,10 @@ def save(fig: Figure, data: FigureData, out_dir: Path) -> list[Path]:
     """Write `fig` as `<name>.png` and `<name>.svg` in `out_dir`; return the two paths."""
     paths = [out_dir / f"{data.name}.{ext}" for ext in ("png", "svg")]
     with matplotlib.rc_context(STYLE):
-        for path in paths:
-            fig.savefig(path, dpi=150, metadata={"Date": None} if path.suffix == ".svg"
-                        else None)
+        for path in paths:  # atomic: a full disk leaves no half-written figure
+            atomic_write_with(path, lambda fh, p=path: fig.savefig(
+                fh, dpi=150, format=p.suffix[1:],
+                metadata={"Date": None} if p.suffix == ".svg" else None))
     return paths
 
 

@@ -5,8 +5,14 @@ from __future__ import annotations
 
 from memsim.sweeps.figures.base import FigureData, PlotOptions, Skip, figure, title
 from memsim.sweeps.figures.common import dram_label, line_panels
-from memsim.sweeps.grouping import context_line, dram_unit, dram_values, finite_rows, \
-    is_oracle, series_of
+from memsim.sweeps.grouping import (
+    context_line,
+    dram_unit,
+    dram_values,
+    finite_rows,
+    is_oracle,
+    series_of,
+)
 from memsim.sweeps.table import Table
 
 

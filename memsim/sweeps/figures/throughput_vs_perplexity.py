@@ -10,11 +10,26 @@ from __future__ import annotations
 
 import numpy as np
 
-from memsim.sweeps.figures.base import FigureData, Line, PlotOptions, Reference, Skip, \
-    figure, needs_log_scale, title
+from memsim.sweeps.figures.base import (
+    FigureData,
+    Line,
+    PlotOptions,
+    Reference,
+    Skip,
+    figure,
+    needs_log_scale,
+    title,
+)
 from memsim.sweeps.figures.common import line_panels, marker_areas, size_key
-from memsim.sweeps.grouping import context_line, dram_unit, dram_values, finite_rows, \
-    is_oracle, pareto_front, series_of
+from memsim.sweeps.grouping import (
+    context_line,
+    dram_unit,
+    dram_values,
+    finite_rows,
+    is_oracle,
+    pareto_front,
+    series_of,
+)
 from memsim.sweeps.table import Table
 
 FRONT_LABEL = "Pareto front (best trade-offs)"

@@ -10,11 +10,25 @@ from __future__ import annotations
 import numpy as np
 
 from memsim.core.errors import ConfigError
-from memsim.sweeps.figures.base import Bars, FigureData, Panel, PlotOptions, Skip, figure, \
-    title
+from memsim.sweeps.figures.base import (
+    Bars,
+    FigureData,
+    Panel,
+    PlotOptions,
+    Skip,
+    figure,
+    title,
+)
 from memsim.sweeps.figures.common import dram_label, format_size
-from memsim.sweeps.grouping import context_line, dram_unit, dram_values, numbers, \
-    ordered_panels, panel_keys, series_of
+from memsim.sweeps.grouping import (
+    context_line,
+    dram_unit,
+    dram_values,
+    numbers,
+    ordered_panels,
+    panel_keys,
+    series_of,
+)
 from memsim.sweeps.table import Table
 
 KNOWN_PARTS = {"flash": "flash read", "dram": "DRAM read", "compute": "compute",

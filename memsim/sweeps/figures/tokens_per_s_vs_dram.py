@@ -7,11 +7,25 @@ from __future__ import annotations
 
 import numpy as np
 
-from memsim.sweeps.figures.base import FigureData, PlotOptions, Reference, Skip, \
-    figure, needs_log_scale, title
+from memsim.sweeps.figures.base import (
+    FigureData,
+    PlotOptions,
+    Reference,
+    Skip,
+    figure,
+    needs_log_scale,
+    title,
+)
 from memsim.sweeps.figures.common import dram_label, line_panels
-from memsim.sweeps.grouping import context_line, dram_unit, dram_values, finite_rows, \
-    numbers, panel_keys, series_of
+from memsim.sweeps.grouping import (
+    context_line,
+    dram_unit,
+    dram_values,
+    finite_rows,
+    numbers,
+    panel_keys,
+    series_of,
+)
 from memsim.sweeps.table import Table
 
 REFERENCES = {  # column the runner writes -> what it is

@@ -72,7 +72,11 @@ from memsim.traces.calibrated.fit import (
                                                  fit_dynamics,
                                                  fit_token_weight,
 )
-from memsim.traces.calibrated.generate import check_generate_args, depth_weights, generate
+from memsim.traces.calibrated.generate import (
+                                                 check_generate_args,
+                                                 depth_weights,
+                                                 generate,
+)
 from memsim.traces.calibrated.measure import frequency_profile, reuse_histogram
 from memsim.traces.calibrated.statistics import (
                                                  NUM_QUANTILES,

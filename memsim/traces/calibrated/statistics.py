@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from memsim.core.errors import ConfigError
+from memsim.core.files import atomic_write_text, read_json
 
 STATS_FORMAT_VERSION = 2  # 2: co-activation and the token factor (1 is read as "none")
 NUM_QUANTILES = 129
@@ -152,18 +153,12 @@ class TraceStatistics:
     def save(self, path: str | Path) -> Path:
         """Write atomically (temp file + rename), like Trace.save."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=1))
-        tmp.replace(path)
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=1))
         return path
 
     @classmethod
     def load(cls, path: str | Path) -> "TraceStatistics":
-        try:
-            data = json.loads(Path(path).read_text())
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"cannot read statistics: {exc}", source=str(path)) from None
+        data = read_json(path, what="statistics file")  # damaged, non-UTF-8: named errors
         return cls.from_dict(data, source=str(path))
 
 
