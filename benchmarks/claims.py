@@ -98,6 +98,7 @@ def main() -> None:
     args = parser.parse_args()
     out = Path(args.out)
     start = time.perf_counter()
+    traces_before = _finished_traces(out)
     smol = run_sweep(sweep_from_dict(smollm2_sweep(args.windows, None), source="claims"),
                      out / "smollm2", workers=args.workers)
     _report_failures(smol)
@@ -109,6 +110,7 @@ def main() -> None:
         _report_failures(lora)
         lora_lines = lora_table(read_results(lora.table_path))
     smol_s = time.perf_counter() - start
+    made = len(_finished_traces(out) - traces_before)
     sources = {m: _rows(smol_table, method=m, density=0.5,
                         capacity_GB=SMOL_CAPACITIES_GB[-1])[0]["trace_path"]
                for m in ("dip", "dip_ca")}
@@ -117,9 +119,16 @@ def main() -> None:
     claims_phi3.plot(study, DOCS / "figures" / "phi3_medium_throughput.png")
     total_s = time.perf_counter() - start
     timing = (f"this run: {total_s / 60:.0f} minutes, of which {smol_s / 60:.0f} for sections "
-              f"1-3 and {(total_s - smol_s) / 60:.0f} for section 4")
+              f"1-3 ({made} masked forward passes made, {len(_finished_traces(out)) - made} "
+              f"reused from an earlier run) and {(total_s - smol_s) / 60:.0f} for section 4 "
+              f"({study['reused']} of {study['points']} Phi-3 points read back)")
     write_markdown(smol_table, lora_lines, study, args, timing)
     print(f"wrote {DOCS / 'results.md'} ({timing})")
+
+
+def _finished_traces(out: Path) -> set[Path]:
+    """Model traces (masked forward passes) finished under `out` (eval.json: the marker)."""
+    return set(out.glob("*/traces/*/eval.json"))
 
 
 def _report_failures(report) -> None:

@@ -161,7 +161,7 @@ class Runner:
     def __init__(self, csv_path: Path, workers: int):
         self.csv_path, self.workers, self.rows = csv_path, workers, {}
         csv_path.parent.mkdir(parents=True, exist_ok=True)
-        self.done = {}
+        self.done, self.reused = {}, 0
         if csv_path.is_file():
             with open(csv_path, newline="") as fh:
                 for row in csv.DictReader(fh):
@@ -174,6 +174,7 @@ class Runner:
             key = tuple(_key(p).values())
             if p not in self.rows and key in self.done:
                 self.rows[p] = self.done[key]
+                self.reused += 1
         todo = [p for p in dict.fromkeys(points) if p not in self.rows]
         if not todo:
             return
@@ -250,6 +251,7 @@ def phi3_study(sources: dict[str, str], out: Path, workers: int) -> dict:
                           for k in ("tokens_per_s", "dram_used_GB", "flash_requests_per_token")}
                    for kind, s in settings.items()}}
         study["presets"][preset] = per_method
+    study.update(points=len(runner.rows), reused=runner.reused)
     return study
 
 
