@@ -15,12 +15,11 @@ import copy
 import json
 from pathlib import Path
 
-import numpy as np
-
 from memsim.core.files import atomic_write_text
 from memsim.hw.config import hw_from_dict
 from memsim.sim.simulator import simulate
 from memsim.sweeps.spec import SweepPoint, _digest
+from memsim.traces.bits import PackedMasks
 from memsim.traces.model_shape import load_model_shape
 from memsim.traces.trace import Trace
 
@@ -49,9 +48,9 @@ def simulate_references(job: dict, folder: str) -> dict:
     """Task: both references' tokens/s into `folder`/reference.json; the values back."""
     model = load_model_shape(job["model"])
     shape = (job["sequence_len"], model.num_hidden_layers)
-    trace = Trace(up=np.ones((*shape, model.hidden_size), bool),  # (T, L, H)
-                  down=np.ones((*shape, model.intermediate_size), bool),  # (T, L, I)
-                  model=model, method="dense", prompt_len=job["prompt_len"],
+    words = {"up": PackedMasks.full(*shape, model.hidden_size).words,  # (T, L, H) all set
+             "down": PackedMasks.full(*shape, model.intermediate_size).words}
+    trace = Trace(model=model, words=words, method="dense", prompt_len=job["prompt_len"],
                   source="dense (reference)")
     values = {}
     for name, (placement, column) in COLUMNS.items():

@@ -96,30 +96,48 @@ def run_sweep(sweep: SweepSpec, out_dir: str | Path, *, executor: str = "local",
         [{"axes": v, "reason": r} for v, r in dropped], indent=2, default=str))
     jobs = {p.point_id: trace_job(p) for p in points}
     discard_damaged(out, {trace_id(j) for j in jobs.values()}, points)
-    first = [*_reference_tasks(points, out), *_trace_tasks(points, jobs, out)]
+    first = _trace_tasks(points, jobs, out)
+    references = _reference_tasks(points, out)  # need no trace: they run beside the points
     todo_points = [p for p in points if not (out / "points" / p.point_id / ROW_FILE).exists()]
     done_before = len(points) - len(todo_points)
     if echo is not None and done_before:
         echo(f"{out}: {done_before} of {len(points)} points already done"
-             + ("" if todo_points or first else "; nothing to run"))
+             + ("" if todo_points or first or references else "; nothing to run"))
     bar = SweepProgress(f"sweep {sweep.name}", workers,
-                        enabled=progress and bool(first or todo_points))
-    for task in first:
+                        enabled=progress and bool(first or references or todo_points))
+    for task in first + references:
         bar.add(task.kind, 1)
     bar.add("simulation", len(todo_points))
     failures = []
+    if executor == "local" and todo_points:
+        _warm_up(todo_points[0])
     try:
         with EXECUTORS.get(executor, key_path="executor")(workers, scheduler) as pool:
             failures += _run(pool, first, bar)
             ready = [p for p in todo_points
                      if (out / "traces" / trace_id(jobs[p.point_id]) / EVAL_FILE).exists()]
-            failures += _run(pool, [_point_task(p, jobs[p.point_id], out) for p in ready], bar)
+            failures += _run(pool, references + [_point_task(p, jobs[p.point_id], out)
+                                                 for p in ready], bar)
             failures += [Failure(f"point {p.point_id}: its trace failed", retryable=False)
                          for p in todo_points if p not in ready]  # the trace's line says
     finally:
         bar.close()
         table = write_table(points, out)
     return SweepReport(len(points), done_before, len(failures), table, failures)
+
+
+def _warm_up(point: SweepPoint) -> None:
+    """Ready the simulator's compiled kernels before the local pool forks, so its workers
+    inherit them (a layout-free copy of the point's phone; failures are the tasks' to say)."""
+    import dataclasses
+
+    from memsim.sim.warmup import warm_up
+
+    hw = point.hw
+    try:
+        warm_up(dataclasses.replace(hw, flash=dataclasses.replace(hw.flash, layout=None)))
+    except Exception:  # noqa: BLE001 - a bad point fails in its own task, with its own message
+        pass
 
 
 def _trace_tasks(points: list[SweepPoint], jobs: dict, out: Path) -> list[_Task]:

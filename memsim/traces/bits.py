@@ -50,6 +50,15 @@ class PackedMasks(NamedTuple):
         mask = np.asarray(mask, dtype=bool)
         return cls(pack_words(mask), int(mask.shape[-1]))
 
+    @classmethod
+    def full(cls, num_tokens: int, num_layers: int, num_columns: int) -> "PackedMasks":
+        """Every column of every (token, layer) set, built as words (no boolean array)."""
+        words = np.full((num_tokens, num_layers, num_words(num_columns)),
+                        np.iinfo(np.uint64).max, np.uint64)
+        if num_columns % WORD_BITS:
+            words[..., -1] = (np.uint64(1) << np.uint64(num_columns % WORD_BITS)) - np.uint64(1)
+        return cls(words, num_columns)
+
     def unpack(self) -> np.ndarray:
         return unpack_words(self.words, self.num_columns)
 
