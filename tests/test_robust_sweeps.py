@@ -23,10 +23,11 @@ from tests.robust_inputs import SYNTH_SWEEP, sweep_file
 
 CAT = 6
 ROOT = Path(__file__).resolve().parents[1]
-# 8 points of a few hundred ms each: a sweep still running when the test strikes
+# 32 points of ~0.1 s each: a sweep still running when the test strikes
 SLOW = {"name": "slow", "base": {"hw": "flagship", "model": "phi-3-mini",
-                                 "trace": {"source": "synthetic", "tokens": 48, "windows": 1}},
-        "axes": {"hw.dram.capacity_GB": [1.0, 1.5, 2.0, 2.5], "method": ["dip", "dense"]}}
+                                 "trace": {"source": "synthetic", "tokens": 192, "windows": 1}},
+        "axes": {"hw.dram.capacity_GB": [1.0 + 0.25 * i for i in range(16)],
+                 "method": ["dip", "dense"]}}
 KEEP = ("point_id", "tokens_per_s", "hit_rate", "flash_bytes_per_token", "ttft_s",
         "dram_used_bytes", "time_per_token_s")
 

@@ -93,8 +93,8 @@ def _children(pid: int) -> list[int]:
 def test_sweep_killed_mid_run_resumes_with_no_point_lost_or_duplicated(tmp_path):
     sweep_file = tmp_path / "sweep.yaml"
     sweep_file.write_text(yaml.safe_dump(_sweep(
-        {"hw.dram.capacity_GB": [1.0, 1.5, 2.0, 2.5, 3.0, 3.5], "method": ["dip", "dense"]},
-        model="phi-3-mini", trace={"source": "synthetic", "tokens": 48, "windows": 1})))
+        {"hw.dram.capacity_GB": [1.0 + 0.25 * i for i in range(12)], "method": ["dip", "dense"]},
+        model="phi-3-mini", trace={"source": "synthetic", "tokens": 96, "windows": 1})))
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "memsim", "sweep", str(sweep_file), "--out", str(out),
            "--workers", "2"]
@@ -108,7 +108,7 @@ def test_sweep_killed_mid_run_resumes_with_no_point_lost_or_duplicated(tmp_path)
     _, stderr = proc.communicate(timeout=120)
     done_after_kill = len(list(out.glob("points/*/row.json")))
     assert proc.returncode == 1 and "rerun the same command" in stderr
-    assert done_after_kill < 12
+    assert done_after_kill < 24
     for done in out.glob("points/*/*.json"):  # files under their final names are whole
         json.loads(done.read_text())
     resumed = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
@@ -116,7 +116,7 @@ def test_sweep_killed_mid_run_resumes_with_no_point_lost_or_duplicated(tmp_path)
     assert not list(out.rglob(".*.tmp"))  # a killed write's temp file is cleaned up
     assert f"({done_after_kill} already done)" in resumed.stdout
     table = read_results(out)
-    assert len(table) == 12 and len(set(table["point_id"])) == 12
+    assert len(table) == 24 and len(set(table["point_id"])) == 24
     clean = tmp_path / "clean"
     run_sweep(sweep_from_dict(yaml.safe_load(sweep_file.read_text())), clean, progress=False)
     assert _rows_by_id(out) == _rows_by_id(clean)  # nothing lost, nothing changed
