@@ -85,8 +85,15 @@ def test_cache_is_reused_and_verified_by_checksum(sdist, tmp_path):
 
 
 def test_cache_lives_under_xdg_cache_home(monkeypatch, tmp_path):
+    monkeypatch.delenv("MEMSIM_CACHE_DIR", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert cache_root() == tmp_path / "memsim"
+
+
+def test_memsim_cache_dir_overrides_the_cache_location(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("MEMSIM_CACHE_DIR", str(tmp_path / "mine"))
+    assert cache_root() == tmp_path / "mine"
 
 
 def test_download_uses_pip_with_an_argument_list(monkeypatch, tmp_path):

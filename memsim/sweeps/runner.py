@@ -24,7 +24,8 @@ from memsim.sim.result import write_result
 from memsim.sim.simulator import resolved_config, simulate
 from memsim.sweeps.executors import EXECUTORS
 from memsim.sweeps.spec import SweepPoint, SweepSpec, expand
-from memsim.sweeps.trace_sources import EVAL_FILE, TRACE_FILE, make_trace, trace_id, trace_job
+from memsim.sweeps.trace_sources import (EVAL_FILE, TRACE_FILE, make_trace, prepare_sources,
+                                         trace_id, trace_job)
 from memsim.traces.model_shape import load_model_shape
 from memsim.traces.trace import Trace
 
@@ -59,6 +60,7 @@ def run_sweep(sweep: SweepSpec, out_dir: str | Path, *, executor: str = "local",
                unit="task", disable=not progress)
     try:
         with EXECUTORS.get(executor, key_path="executor")(workers, scheduler) as pool:
+            prepare_sources(pool, [job for job, _, _ in todo_traces])  # models, corpora
             failures += _run(pool, make_trace, todo_traces, bar, "trace")
             ready = [p for p in todo_points
                      if (out / "traces" / trace_id(jobs[p.point_id]) / EVAL_FILE).exists()]
