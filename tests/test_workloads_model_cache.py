@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import workloads.model as model_module
+import workloads.model_cache as model_cache
 from memsim.core.cache_dir import CACHE_DIR_ENV
 from workloads.model import load_model
 from workloads.model_cache import MANIFEST, SAFE_SUFFIXES
@@ -128,8 +129,9 @@ def test_damaged_entry_is_rebuilt_not_trusted(gguf_file, direct, conversions, da
         weights.write_bytes(weights.read_bytes()[:1000])
     elif damage == "flip_weight_byte":
         data = bytearray(weights.read_bytes())
-        data[-5] ^= 0xFF  # inside the last tensor's data, header intact
+        data[-5] ^= 0xFF  # inside the last tensor's data, header intact, same size
         weights.write_bytes(bytes(data))
+        os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))
     elif damage == "bad_manifest":
         (entry / MANIFEST).write_text("{not json")
     else:
@@ -138,6 +140,16 @@ def test_damaged_entry_is_rebuilt_not_trusted(gguf_file, direct, conversions, da
     assert len(conversions) == 2 and rebuilt.source["cache"] == str(entry)
     _assert_same_model(direct, rebuilt)
     assert not [p for p in entry.parent.iterdir() if ".old-" in p.name or ".tmp-" in p.name]
+
+
+def test_an_untouched_entry_loads_without_rehashing_its_weights(gguf_file, monkeypatch):
+    load_model(gguf_file, progress=False)
+    hashed = []
+    real = model_cache.file_sha256
+    monkeypatch.setattr(model_cache, "file_sha256", lambda p: hashed.append(Path(p).name)
+                        or real(p))
+    load_model(gguf_file, progress=False)
+    assert hashed == [gguf_file.name]  # the key only; the entry's files kept size and mtime
 
 
 def test_unwritable_cache_folder_falls_back_to_the_gguf_loader(gguf_file, direct, tmp_path,
