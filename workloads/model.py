@@ -107,6 +107,7 @@ def load_model(name_or_path: str | Path = DEFAULT_MODEL, dtype: str = "float32",
                 folder / gguf, dtype, lambda: _from_pretrained(folder, gguf, DTYPES[dtype]),
                 lambda entry: _from_pretrained(entry, None, DTYPES[dtype]), progress)
             source.update(cache_info)
+            model.config.name_or_path = str(folder)  # as the GGUF loader had it
         else:
             model, tokenizer = _from_pretrained(folder, gguf, DTYPES[dtype])
     shape = model_from_hf_config(_text_config(model.config).to_dict(), name=name)
