@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -150,8 +150,9 @@ def _from_pretrained(folder: Path, gguf: str | None, dtype: torch.dtype) -> tupl
     if gguf is not None:
         kwargs["gguf_file"] = gguf
     try:
-        model = AutoModelForCausalLM.from_pretrained(
-            folder, dtype=dtype, use_safetensors=None if gguf else True, **kwargs)
+        with _gguf_bar_follows_switch() if gguf else nullcontext():
+            model = AutoModelForCausalLM.from_pretrained(
+                folder, dtype=dtype, use_safetensors=None if gguf else True, **kwargs)
         tokenizer = AutoTokenizer.from_pretrained(folder, **kwargs)
     except ImportError as exc:  # gguf / accelerate missing
         raise ConfigError(f"cannot load {folder}: {exc}", key_path="model",
@@ -165,26 +166,37 @@ def _from_pretrained(folder: Path, gguf: str | None, dtype: torch.dtype) -> tupl
 
 @contextmanager
 def _progress_bars(enabled: bool) -> Iterator[None]:
-    """Show or hide transformers' progress bars inside the block, then restore them. The GGUF
-    dequantising bar is a bare tqdm that ignores transformers' switch, so it is swapped for a
-    disabled one."""
+    """Show or hide transformers' progress bars inside the block, then restore them."""
     from transformers.utils import logging as hf_logging
 
-    try:
-        from transformers import modeling_gguf_pytorch_utils as gguf_utils
-    except ImportError:  # no gguf support in this transformers: no such bar
-        gguf_utils = None
-    bar = getattr(gguf_utils, "tqdm", None)
     was_enabled = hf_logging.is_progress_bar_enabled()
     (hf_logging.enable_progress_bar if enabled else hf_logging.disable_progress_bar)()
-    if bar is not None and not enabled:
-        gguf_utils.tqdm = functools.partial(bar, disable=True)
     try:
         yield
     finally:
         (hf_logging.enable_progress_bar if was_enabled else hf_logging.disable_progress_bar)()
-        if bar is not None:
-            gguf_utils.tqdm = bar
+
+
+@contextmanager
+def _gguf_bar_follows_switch() -> Iterator[None]:
+    """transformers' GGUF dequantising bar is a bare tqdm that ignores its progress-bar
+    switch: while the switch is off, swap it for a disabled one (only around a GGUF load, so
+    other loads never import the GGUF code)."""
+    from transformers.utils import logging as hf_logging
+
+    try:
+        from transformers import modeling_gguf_pytorch_utils as gguf_utils
+    except ImportError:  # no GGUF support in this transformers: no such bar
+        gguf_utils = None
+    bar = getattr(gguf_utils, "tqdm", None)
+    if bar is None or hf_logging.is_progress_bar_enabled():
+        yield
+        return
+    gguf_utils.tqdm = functools.partial(bar, disable=True)
+    try:
+        yield
+    finally:
+        gguf_utils.tqdm = bar
 
 
 def _text_config(config: Any) -> Any:
