@@ -89,6 +89,10 @@ def main() -> None:
     parser.add_argument("--reference", type=Path, default=None,
                         help="a demo output folder to compare results.parquet with")
     args = parser.parse_args()
+    if args.reference is not None and not (args.reference / "results.parquet").is_file():
+        parser.error(f"--reference: no results.parquet in {args.reference}")
+    if args.repeats < 1:
+        parser.error("--repeats must be >= 1")
     workers = [] if args.workers is None else ["--workers", str(args.workers)]
     rounds = []
     for i in range(args.repeats):

@@ -154,13 +154,15 @@ def test_an_untouched_entry_loads_without_rehashing_its_weights(gguf_file, monke
 
 
 def test_unwritable_cache_folder_falls_back_to_the_gguf_loader(gguf_file, direct, tmp_path,
-                                                               monkeypatch):
+                                                               monkeypatch, capfd):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
     monkeypatch.setenv(CACHE_DIR_ENV, str(blocker))
     loaded = load_model(gguf_file, progress=False)
     assert loaded.source["cache"] is None and "cache_skipped" in loaded.source
     _assert_same_model(direct, loaded)
+    load_model(gguf_file, progress=True)
+    assert "not caching the dequantised" in capfd.readouterr().err  # says so, once per load
 
 
 def test_progress_off_hides_the_dequantising_bar(gguf_file, capfd):

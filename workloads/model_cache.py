@@ -70,6 +70,9 @@ def load_gguf_cached(gguf_path: Path, dtype: str, convert: Callable[[], Converte
                 write_entry(entry, *converted, info={"gguf": str(gguf_path),
                                                       "gguf_sha256": digest, "dtype": dtype})
     except (OSError, CacheRefused) as exc:
+        if progress:
+            print(f"not caching the dequantised {gguf_path.name} ({exc}); loading it directly",
+                  file=sys.stderr)
         if converted is None:
             with memoised_gguf_parsing():
                 converted = convert()
