@@ -85,8 +85,15 @@ def test_cache_is_reused_and_verified_by_checksum(sdist, tmp_path):
 
 
 def test_cache_lives_under_xdg_cache_home(monkeypatch, tmp_path):
+    monkeypatch.delenv("MEMSIM_CACHE_DIR", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert cache_root() == tmp_path / "memsim"
+
+
+def test_memsim_cache_dir_overrides_the_cache_location(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("MEMSIM_CACHE_DIR", str(tmp_path / "mine"))
+    assert cache_root() == tmp_path / "mine"
 
 
 def test_download_uses_pip_with_an_argument_list(monkeypatch, tmp_path):
@@ -134,6 +141,29 @@ def test_windows_stay_inside_one_document_at_stride_offsets(tokenizer):
     for (name, start), ids in zip(windows.starts, windows.ids):
         assert start % 16 == 0 and list(ids) == docs[name][start:start + 32]
     assert len(windows.starts) == windows.num_candidates
+
+
+class CountingTokenizer:
+    """Wraps a tokenizer and counts the texts it encodes."""
+
+    def __init__(self, inner):
+        self.inner, self.num_texts = inner, 0
+
+    def __call__(self, texts, **kwargs):
+        self.num_texts += len(texts)
+        return self.inner(texts, **kwargs)
+
+
+def test_a_split_is_tokenised_once_per_corpus_and_tokenizer(tokenizer):
+    corpus, counting = _corpus(), CountingTokenizer(tokenizer)
+    first = make_windows(corpus, "all", counting, 32, 10, seed=7)
+    again = [make_windows(corpus, "all", counting, w, 5, seed=s) for w, s in ((32, 7), (16, 1))]
+    assert counting.num_texts == 3  # the three documents, once
+    fresh = make_windows(_corpus(), "all", tokenizer, 32, 5, seed=7)  # tokenised anew
+    assert (again[0].ids == fresh.ids).all() and again[0].starts == fresh.starts
+    assert (first.ids == make_windows(_corpus(), "all", tokenizer, 32, 10, seed=7).ids).all()
+    make_windows(_corpus(), "all", counting, 32, 10, seed=7)  # another corpus object
+    assert counting.num_texts == 6
 
 
 def test_asking_for_too_many_windows_says_how_many_exist(tokenizer):

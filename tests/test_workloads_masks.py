@@ -79,6 +79,19 @@ def test_topk_breaks_ties_towards_the_lower_column_index():
     assert topk_rows(scores, 5).all()
 
 
+@pytest.mark.parametrize("decimals", [None, 1, 0])  # no ties, many ties, mostly ties
+def test_topk_keeps_the_k_largest_ties_going_to_the_lower_index(decimals):
+    rng = np.random.default_rng(2)
+    scores = rng.random((40, 96)) * 4
+    scores = scores if decimals is None else scores.round(decimals)
+    for k in (1, 17, 48, 95):
+        expected = np.zeros(scores.shape, bool)
+        for i, row in enumerate(scores):  # the definition: sort by (-score, index), take k
+            expected[i, np.lexsort((np.arange(96), -row))[:k]] = True
+        assert (topk_rows(scores, k) == expected).all()
+        assert all((topk_row(row, k) == expected[i]).all() for i, row in enumerate(scores))
+
+
 def test_topk_of_a_row_does_not_depend_on_its_batch():
     scores = np.random.default_rng(1).random((50, 96)).round(1)  # many ties
     batched = topk_rows(scores, 20)

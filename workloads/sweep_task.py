@@ -2,7 +2,10 @@
 
 A worker keeps the models and corpora it loaded (a sweep evaluates many methods on one
 model), so each is loaded once per worker, not once per point; likewise the last
-(model, adapter) pair, built on a copy of the cached base model.
+(model, adapter) pair, built on a copy of the cached base model. Before the evaluations fan
+out, the sweep runs one `prepare_for_sweep` task per model and per corpus, in parallel, so a
+GGUF model is dequantised into the disk cache once (workloads/model_cache.py) while another
+worker fetches the corpus; the evaluations then read both caches.
 """
 from __future__ import annotations
 
@@ -33,13 +36,22 @@ def _corpus(spec: str):
     return load_corpus(spec)
 
 
-def evaluate_for_sweep(job: dict, out: Path, hw_path: Path | None) -> dict:
-    """Evaluate job's method on its model and windows; files into `out`; figures back.
-
-    One torch thread per worker: the sweep already runs one worker per core, and more
+def _one_thread() -> None:
+    """One torch thread per worker: the sweep already runs one worker per core, and more
     threads per worker oversubscribe the cores (measured 3-4x slower on 2 cores)."""
     import torch
     torch.set_num_threads(1)
+
+
+def prepare_for_sweep(kind: str, name: str) -> None:
+    """Task: load model or corpus `name` into this worker (and so into the disk caches)."""
+    _one_thread()
+    (_model if kind == "model" else _corpus)(name)
+
+
+def evaluate_for_sweep(job: dict, out: Path, hw_path: Path | None) -> dict:
+    """Evaluate job's method on its model and windows; files into `out`; figures back."""
+    _one_thread()
     t = job["trace"]
     adapter = job.get("adapter", "none")
     model = (_model(job["model"]) if adapter in ("none", "", None)

@@ -3,6 +3,8 @@
 `save_tiny_checkpoint(folder, arch)` writes a randomly initialised 2-layer model (hidden size
 64) of a real architecture plus a small byte-level BPE tokenizer, with `save_pretrained`,
 so tests load it through the same `workloads.model.load_model` path as a user checkpoint.
+`save_tiny_gguf(path)` writes a 2-layer Llama as a GGUF file with Q4_1 weights (as SmolLM2 is
+shipped) and the same tokenizer, for the GGUF loader and the dequantised-model cache.
 """
 from __future__ import annotations
 
@@ -89,3 +91,66 @@ def single_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def save_tiny_gguf(path: str | Path, seed: int = 0, hidden_size: int = 64,
+                   intermediate_size: int = 96, num_layers: int = 2) -> Path:
+    """Write a random 2-layer Llama GGUF file (Q4_1 matrices, F32 norms, BPE tokenizer)."""
+    import gguf
+
+    tokens, merges = _bpe_vocab(tiny_tokenizer())
+    heads, kv_heads = 4, 2
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_name("memsim tiny test model")
+    writer.add_block_count(num_layers)
+    writer.add_context_length(512)
+    writer.add_embedding_length(hidden_size)
+    writer.add_feed_forward_length(intermediate_size)
+    writer.add_head_count(heads)
+    writer.add_head_count_kv(kv_heads)
+    writer.add_rope_dimension_count(hidden_size // heads)
+    writer.add_rope_freq_base(10000.0)
+    writer.add_layer_norm_rms_eps(1e-5)
+    writer.add_vocab_size(len(tokens))
+    writer.add_tokenizer_model("gpt2")
+    writer.add_tokenizer_pre("default")
+    writer.add_token_list(tokens)
+    writer.add_token_types([gguf.TokenType.NORMAL] * len(tokens))
+    writer.add_token_merges(merges)
+    writer.add_bos_token_id(0)
+    writer.add_eos_token_id(0)
+    rng = np.random.default_rng(seed)
+    kv_width = hidden_size // heads * kv_heads
+    shapes = {"token_embd": (len(tokens), hidden_size), "output": (len(tokens), hidden_size),
+              "output_norm": (hidden_size,)}
+    for i in range(num_layers):
+        shapes.update({f"blk.{i}.attn_norm": (hidden_size,), f"blk.{i}.ffn_norm": (hidden_size,),
+                       f"blk.{i}.attn_q": (hidden_size, hidden_size),
+                       f"blk.{i}.attn_k": (kv_width, hidden_size),
+                       f"blk.{i}.attn_v": (kv_width, hidden_size),
+                       f"blk.{i}.attn_output": (hidden_size, hidden_size),
+                       f"blk.{i}.ffn_gate": (intermediate_size, hidden_size),
+                       f"blk.{i}.ffn_up": (intermediate_size, hidden_size),
+                       f"blk.{i}.ffn_down": (hidden_size, intermediate_size)})
+    for name, shape in shapes.items():
+        data = (rng.standard_normal(shape) * 0.2).astype(np.float32)  # (out, in) as HF
+        if len(shape) == 1:
+            writer.add_tensor(f"{name}.weight", data + 1.0)  # norms stay float32
+        else:
+            q4 = gguf.GGMLQuantizationType.Q4_1
+            writer.add_tensor(f"{name}.weight", gguf.quants.quantize(data, q4), raw_dtype=q4)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return Path(path)
+
+
+def _bpe_vocab(tokenizer) -> tuple[list[str], list[str]]:
+    """(tokens in id order, merges as "a b" strings) of a fast BPE tokenizer."""
+    import json
+
+    state = json.loads(tokenizer.backend_tokenizer.to_str())["model"]
+    tokens = [t for t, _ in sorted(state["vocab"].items(), key=lambda item: item[1])]
+    merges = [m if isinstance(m, str) else " ".join(m) for m in state["merges"]]
+    return tokens, merges

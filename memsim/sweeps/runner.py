@@ -39,6 +39,7 @@ from memsim.sweeps.trace_sources import (
     TRACE_FILE,
     damaged_trace,
     make_trace,
+    prepare_sources,
     trace_id,
     trace_job,
 )
@@ -113,6 +114,7 @@ def run_sweep(sweep: SweepSpec, out_dir: str | Path, *, executor: str = "local",
         _warm_up(todo_points[0])
     try:
         with EXECUTORS.get(executor, key_path="executor")(workers, scheduler) as pool:
+            prepare_sources(pool, [t.args[0] for t in first])  # models, corpora: once each
             failures += _run(pool, first, bar)
             ready = [p for p in todo_points
                      if (out / "traces" / trace_id(jobs[p.point_id]) / EVAL_FILE).exists()]

@@ -78,6 +78,25 @@ def damaged_trace(folder: str | Path) -> str | None:
         f"{trace}: its sha256 is not the one recorded in {EVAL_FILE} (damaged)"
 
 
+def prepare_sources(pool, jobs: list[dict]) -> None:
+    """Before model traces fan out, load each model and corpus they need once, one task
+    each, in parallel on `pool`: the first GGUF load dequantises into the disk cache (~10 s)
+    while another worker fetches the corpus, instead of every worker's first evaluation
+    queueing for the same work. Errors are not reported here: each evaluation that needs
+    the model or corpus meets the same error and reports it with its trace."""
+    needs = sorted({("model", j["model"]) for j in jobs if j["trace"]["source"] == "model"}
+                   | {("corpus", j["trace"]["corpus"]) for j in jobs
+                      if j["trace"]["source"] == "model"})
+    for _ in pool.run(_prepare, needs):
+        pass
+
+
+def _prepare(kind: str, name: str) -> None:
+    from workloads.sweep_task import prepare_for_sweep  # torch: only in this task
+
+    prepare_for_sweep(kind, name)
+
+
 def _synthetic(job: dict, out: Path) -> dict:
     t = job["trace"]
     trace = synth_trace(load_model_shape(job["model"]), t["tokens"] * t["windows"],

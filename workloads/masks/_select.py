@@ -30,12 +30,12 @@ def topk_rows(scores: np.ndarray, k: int) -> np.ndarray:
         return np.ones(scores.shape, bool)
     cut = num_columns - k
     kth = np.partition(scores, cut, axis=-1)[:, cut:cut + 1]  # (M, 1) k-th largest
-    mask = scores > kth
+    at_least = scores >= kth
+    if (at_least.sum(axis=-1) == k).all():  # the usual case: no tie at the cut
+        return at_least
     tied = scores == kth
-    need = k - mask.sum(axis=-1)  # (M,) tied columns still to take
-    if np.array_equal(tied.sum(axis=-1), need):  # the usual case: no tie at the cut
-        return mask | tied
-    return mask | (tied & (np.cumsum(tied, axis=-1) <= need[:, None]))
+    need = k - (scores > kth).sum(axis=-1)  # (M,) tied columns still to take
+    return (scores > kth) | (tied & (np.cumsum(tied, axis=-1) <= need[:, None]))
 
 
 def topk_row(scores: np.ndarray, k: int) -> np.ndarray:
@@ -45,10 +45,11 @@ def topk_row(scores: np.ndarray, k: int) -> np.ndarray:
     if cut <= 0:
         return np.ones(scores.shape, bool)
     kth = np.partition(scores, cut)[cut]  # the k-th largest
-    mask = scores > kth
-    need = k - np.count_nonzero(mask)
-    tied = np.flatnonzero(scores == kth)
-    mask[tied[:need]] = True  # ties at the cut: lower index first
+    mask = scores >= kth
+    extra = np.count_nonzero(mask) - k  # tied at the cut beyond k: usually none
+    if extra:
+        tied = np.flatnonzero(scores == kth)
+        mask[tied[tied.size - extra:]] = False  # ties at the cut: lower index first
     return mask
 
 
