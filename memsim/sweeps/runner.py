@@ -14,6 +14,7 @@ points' row.json files (and the references), so it may gain columns on a rerun.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import sys
@@ -26,6 +27,14 @@ from memsim.core.files import atomic_write_text, read_json, remove_stale_temp_fi
 from memsim.sim.result import write_result
 from memsim.sim.simulator import resolved_config, simulate
 from memsim.sweeps.executors import EXECUTORS
+from memsim.sweeps.layout_sources import (
+    LAYOUT_FILE,
+    build_layout_task,
+    calibration_job,
+    damaged_layout,
+    layout_id,
+    layout_job,
+)
 from memsim.sweeps.progress import SweepProgress, run_task
 from memsim.sweeps.references import (
     REFERENCE_FILE,
@@ -96,8 +105,11 @@ def run_sweep(sweep: SweepSpec, out_dir: str | Path, *, executor: str = "local",
     atomic_write_text(out / "dropped.json", json.dumps(
         [{"axes": v, "reason": r} for v, r in dropped], indent=2, default=str))
     jobs = {p.point_id: trace_job(p) for p in points}
-    discard_damaged(out, {trace_id(j) for j in jobs.values()}, points)
-    first = _trace_tasks(points, jobs, out)
+    layouts = {p.point_id: layout_job(p) for p in points}
+    all_traces = _all_traces(points, jobs)
+    discard_damaged(out, set(all_traces), points)
+    _discard_damaged_layouts(out, layouts)
+    first = _trace_tasks(all_traces, out)
     references = _reference_tasks(points, out)  # need no trace: they run beside the points
     todo_points = [p for p in points if not (out / "points" / p.point_id / ROW_FILE).exists()]
     done_before = len(points) - len(todo_points)
@@ -106,7 +118,8 @@ def run_sweep(sweep: SweepSpec, out_dir: str | Path, *, executor: str = "local",
              + ("" if todo_points or first or references else "; nothing to run"))
     bar = SweepProgress(f"sweep {sweep.name}", workers,
                         enabled=progress and bool(first or references or todo_points))
-    for task in first + references:
+    layout_tasks = _layout_tasks(layouts, out)
+    for task in first + layout_tasks + references:
         bar.add(task.kind, 1)
     bar.add("simulation", len(todo_points))
     failures = []
@@ -116,12 +129,16 @@ def run_sweep(sweep: SweepSpec, out_dir: str | Path, *, executor: str = "local",
         with EXECUTORS.get(executor, key_path="executor")(workers, scheduler) as pool:
             prepare_sources(pool, [t.args[0] for t in first])  # models, corpora: once each
             failures += _run(pool, first, bar)
-            ready = [p for p in todo_points
-                     if (out / "traces" / trace_id(jobs[p.point_id]) / EVAL_FILE).exists()]
-            failures += _run(pool, references + [_point_task(p, jobs[p.point_id], out)
+            failures += _run(pool, [t for t in layout_tasks if _traced(out, t.args[0]
+                                                                        ["calibration"])], bar)
+            ready = [p for p in todo_points if _traced(out, trace_id(jobs[p.point_id]))
+                     and _layout_ready(out, layouts[p.point_id])]
+            failures += _run(pool, references + [_point_task(p, jobs[p.point_id],
+                                                             layouts[p.point_id], out)
                                                  for p in ready], bar)
-            failures += [Failure(f"point {p.point_id}: its trace failed", retryable=False)
-                         for p in todo_points if p not in ready]  # the trace's line says
+            failures += [Failure(f"point {p.point_id}: its trace or layout failed",
+                                 retryable=False)
+                         for p in todo_points if p not in ready]  # the task's line says
     finally:
         bar.close()
         table = write_table(points, out)
@@ -142,12 +159,50 @@ def _warm_up(point: SweepPoint) -> None:
         pass
 
 
-def _trace_tasks(points: list[SweepPoint], jobs: dict, out: Path) -> list[_Task]:
+def _all_traces(points: list[SweepPoint], jobs: dict) -> dict[str, tuple[dict, dict]]:
+    """trace id -> (job, hardware of the first point using it), the points' own traces and
+    the calibration traces their layouts are built from."""
+    out: dict[str, tuple[dict, dict]] = {}
+    for p in points:
+        for job in (jobs[p.point_id], calibration_job(p)):
+            if job is not None:
+                out.setdefault(trace_id(job), (job, p.config["hw"]))  # DIP-CA sizes by it
+    return out
+
+
+def _trace_tasks(traces: dict[str, tuple[dict, dict]], out: Path) -> list[_Task]:
     """A task per trace not yet made: a model evaluation, or a synthetic trace."""
-    traces = {trace_id(j): j for j in jobs.values()}
     return [_Task("evaluation" if j["trace"]["source"] == "model" else "trace", make_trace,
-                  (j, str(out / "traces" / t), _hw_for_trace(points, jobs, t)), f"trace {t}")
-            for t, j in traces.items() if not (out / "traces" / t / EVAL_FILE).exists()]
+                  (j, str(out / "traces" / t), hw), f"trace {t}")
+            for t, (j, hw) in traces.items() if not _traced(out, t)]
+
+
+def _traced(out: Path, tid: str) -> bool:
+    return (out / "traces" / tid / EVAL_FILE).exists()
+
+
+def _layout_tasks(layouts: dict, out: Path) -> list[_Task]:
+    """A task per layout not yet built (it runs once its calibration trace exists)."""
+    jobs = {layout_id(j): j for j in layouts.values() if j is not None}
+    return [_Task("trace", build_layout_task,
+                  (j, str(out / "traces" / j["calibration"]), str(out / "layouts" / lid)),
+                  f"layout {lid}")
+            for lid, j in jobs.items() if not (out / "layouts" / lid / LAYOUT_FILE).exists()]
+
+
+def _layout_ready(out: Path, job: dict | None) -> bool:
+    return job is None or (out / "layouts" / layout_id(job) / LAYOUT_FILE).exists()
+
+
+def _discard_damaged_layouts(out: Path, layouts: dict) -> None:
+    """Built layouts that no longer read back are built again (one line names each)."""
+    for lid in sorted({layout_id(j) for j in layouts.values() if j is not None}):
+        path = out / "layouts" / lid / LAYOUT_FILE
+        if path.exists():
+            why = damaged_layout(path)
+            if why is not None:
+                print(f"memsim: rebuilding layout {lid}: {why}", file=sys.stderr)
+                path.unlink(missing_ok=True)
 
 
 def _reference_tasks(points: list[SweepPoint], out: Path) -> list[_Task]:
@@ -222,26 +277,27 @@ def _run(pool, tasks: list[_Task], bar: SweepProgress) -> list[str]:
     return failures
 
 
-def _hw_for_trace(points: list[SweepPoint], jobs: dict, tid: str) -> dict:
-    """The hardware of (the first) point using trace `tid` (DIP-CA sizes its cache by it)."""
-    point = next(p for p in points if trace_id(jobs[p.point_id]) == tid)
-    return point.config["hw"]
-
-
-def _point_task(point: SweepPoint, job: dict, out: Path) -> _Task:
+def _point_task(point: SweepPoint, job: dict, layout: dict | None, out: Path) -> _Task:
+    layout_path = None if layout is None else \
+        str(out / "layouts" / layout_id(layout) / LAYOUT_FILE)
     return _Task("simulation", simulate_point, (point, str(out / "points" / point.point_id),
-                                                str(out / "traces" / trace_id(job))),
-                 f"point {point.point_id}")
+                                                str(out / "traces" / trace_id(job)),
+                                                layout_path), f"point {point.point_id}")
 
 
-def simulate_point(point: SweepPoint, folder: str, trace_folder: str) -> dict:
-    """Task: simulate one point on its trace; row.json written last (the done marker)."""
+def simulate_point(point: SweepPoint, folder: str, trace_folder: str,
+                   layout_path: str | None = None) -> dict:
+    """Task: simulate one point on its trace (with the layout the sweep built for it, if
+    any); row.json written last (the done marker)."""
     trace = Trace.load(Path(trace_folder) / TRACE_FILE)
     figures = json.loads((Path(trace_folder) / EVAL_FILE).read_text())
     model = load_model_shape(point.spec.model) if point.spec.trace.source == "model" \
         else trace.model
-    result = simulate(point.hw, model, trace, mode=point.spec.mode)
-    config = {**resolved_config(point.hw, model, trace, point.spec.mode),
+    hw = point.hw
+    if layout_path is not None:
+        hw = dataclasses.replace(hw, flash=dataclasses.replace(hw.flash, layout=layout_path))
+    result = simulate(hw, model, trace, mode=point.spec.mode)
+    config = {**resolved_config(hw, model, trace, point.spec.mode),
               "point": point.config["point"], "axes": dict(point.axis_values)}
     write_result(result, folder, config)
     row = table_row(point, result, figures, folder, trace_folder)
@@ -279,6 +335,8 @@ def _axis_value(point: SweepPoint, axis: str, value):
         return None
     if axis == "density":
         return point.spec.density  # 1.0 for dense, which reads every column
+    if isinstance(value, dict):  # a bundle axis: its name
+        return value.get("name")
     return value
 
 

@@ -13,10 +13,18 @@
       dip_ca.gamma: [0.1, 0.3]
       cache.impl: [lru, belady]                 # short for hw.cache.impl
 
-The grid is the product of the axes. Points that make no sense are dropped with a stated
-reason (a `dip_ca.*` value for another method, a density for dense, Belady driving
-cache-aware masking); points that resolve to the same configuration are run once. Each point
-is built by validating a fresh copy of the base (strict loaders, no shared mutable state).
+      variant:                                  # a bundle axis: settings changed together
+        - {name: naive}
+        - {name: best, layout.method: frequency, hw.flash.merge_gap_KiB: 4}
+
+The grid is the product of the axes. An axis whose values are mappings, each with a `name`,
+is a bundle: each value applies all its settings at once and the table shows its name.
+`layout.method` builds a flash layout from the point's own calibration windows (a model
+trace on `layout.split`, disjoint from the evaluated ones) inside the sweep.
+Points that make no sense are dropped with a stated reason (a `dip_ca.*` value for another
+method, a density for dense, Belady driving cache-aware masking, a layout for dense
+streaming); points that resolve to the same configuration are run once. Each point is built
+by validating a fresh copy of the base (strict loaders, no shared mutable state).
 """
 from __future__ import annotations
 
@@ -75,6 +83,21 @@ class DipCaSpec:
     warm_up: bool = spec("ramp gamma in over the first tokens", default=False)
 
 
+LAYOUT_CHOICES = ("none", "identity", "frequency", "coactivation")  # memsim/hw/layouts/
+
+
+@dataclass(frozen=True, kw_only=True)
+class LayoutSpec:
+    """A flash layout the sweep builds for the point (memsim/hw/layouts/), from calibration
+    windows of the same model and corpus on another split."""
+
+    method: str = spec("placement method, or `none` (model order, or hw.flash.layout)",
+                       default="none", choices=LAYOUT_CHOICES)
+    split: str = spec("corpus split of the calibration windows (disjoint from the "
+                      "evaluated split)", default="train")
+    windows: int = spec("calibration windows", default=4, ge=1)
+
+
 @dataclass(frozen=True, kw_only=True)
 class PointSpec:
     """Everything but the hardware that decides a point."""
@@ -86,6 +109,7 @@ class PointSpec:
     dip_ca: DipCaSpec = spec("DIP-CA parameters", default=DipCaSpec())
     adapter: str = spec("LoRA adapter folder, or `none`", default="none")
     mode: str = spec("simulation mode", default="event", choices=("event", "analytic"))
+    layout: LayoutSpec = spec("flash layout built from calibration windows", default=LayoutSpec())
 
 
 @dataclass(frozen=True)
@@ -186,6 +210,7 @@ def _axes(value: Any, source: str) -> dict:
         if not isinstance(values, list) or not values:
             raise ConfigError("an axis maps to a non-empty list of values", source=source,
                               key_path=f"axes.{name}", allowed="[value, value, ...]")
+        _check_bundle(name, values, source)
         full = _canonical_axis(name)
         if full in seen:
             raise ConfigError(f"the same axis as {seen[full]!r}: one would silently replace "
@@ -195,31 +220,64 @@ def _axes(value: Any, source: str) -> dict:
     return axes
 
 
+def is_bundle(values: list) -> bool:
+    """An axis whose values are mappings (each with a `name`): settings applied together."""
+    return any(isinstance(v, dict) for v in values)
+
+
+def _check_bundle(axis: str, values: list, source: str) -> None:
+    if not is_bundle(values):
+        return
+    names = []
+    for i, value in enumerate(values):
+        if not isinstance(value, dict) or not isinstance(value.get("name"), str) \
+                or not value["name"]:
+            raise ConfigError("every value of a bundle axis is a mapping with a `name`",
+                              source=source, key_path=f"axes.{axis}[{i}]",
+                              allowed="{name: label, <axis>: value, ...}")
+        names.append(value["name"])
+    if len(set(names)) != len(names):
+        raise ConfigError(f"bundle names repeat: {names}", source=source,
+                          key_path=f"axes.{axis}", allowed="distinct names")
+
+
+def _settings(axis: str, value: Any) -> tuple[tuple[str, Any], ...]:
+    """(axis, value) pairs one axis value applies: itself, or a bundle's settings."""
+    if isinstance(value, dict):
+        return tuple((_canonical_axis(str(k)), v) for k, v in value.items() if k != "name")
+    return ((axis, value),)
+
+
 def check_sweep(sweep: SweepSpec, typed: dict[str, str] | None = None) -> None:
     """Everything that can be checked before any work: the base alone, each axis value on
     the base (an error names the axis as typed), the models, and that synthetic traces fit
     in memory."""
     typed = typed or {}
     point_fields = {f.name for f in dataclasses.fields(PointSpec)}
-    for axis in sweep.axes:
-        if not axis.startswith("hw.") and axis.split(".")[0] not in point_fields:
-            raise ConfigError(f"unknown axis {typed.get(axis, axis)!r}", source=sweep.source,
-                              key_path=f"axes.{typed.get(axis, axis)}",
-                              allowed="hw.<hardware key>, cache.<key>, "
-                                      + ", ".join(sorted(point_fields)))
+    for axis, values in sweep.axes.items():
+        inner = [(f"{axis}.{a}", a) for v in values if isinstance(v, dict)
+                 for a, _ in _settings(axis, v)] if is_bundle(values) else [(axis, axis)]
+        for where, name in inner:
+            if not name.startswith("hw.") and name.split(".")[0] not in point_fields:
+                shown = typed.get(axis, axis) + where[len(axis):]
+                raise ConfigError(f"unknown axis {shown!r}", source=sweep.source,
+                                  key_path=f"axes.{shown}",
+                                  allowed="hw.<hardware key>, cache.<key>, "
+                                          + ", ".join(sorted(point_fields)))
     base = _apply(sweep, ())  # the base alone: its errors name base.* / hw.*
-    if not any(_is_input_axis(axis) for axis in sweep.axes):
+    keys = {k for axis, values in sweep.axes.items() for v in values for k, _ in _settings(axis, v)}
+    if not any(_is_input_axis(k) for k in keys):
         check_point_inputs(base, sweep.source)
     for axis, values in sweep.axes.items():
         for value in values:
             with _on_axis(sweep.source, typed.get(axis, axis), value):
                 point = _apply(sweep, ((axis, value),))
-                if _is_input_axis(axis):
+                if any(_is_input_axis(k) for k, _ in _settings(axis, value)):
                     check_point_inputs(point, sweep.source)
 
 
 def _is_input_axis(axis: str) -> bool:
-    """Axes that choose what a point reads: its model, trace, adapter."""
+    """Axes that choose what a point reads: its model, trace, adapter (or a bundle)."""
     return axis.split(".")[0] in ("model", "trace", "adapter")
 
 
@@ -327,13 +385,26 @@ def _apply(sweep: SweepSpec, values: tuple[tuple[str, Any], ...]) -> SweepPoint:
     """Validate base + axis values into a point (fresh copies; strict loaders)."""
     hw_data, point_data = copy.deepcopy(sweep.base_hw), copy.deepcopy(sweep.base_point)
     for axis, value in values:
-        if axis.startswith("hw."):
-            _set_path(hw_data, axis[3:], value, axis, sweep.source)
-        else:
-            _set_path(point_data, axis, value, axis, sweep.source)
+        for key, setting in _settings(axis, value):
+            if key.startswith("hw."):
+                _set_path(hw_data, key[3:], setting, key, sweep.source)
+            else:
+                _set_path(point_data, key, setting, key, sweep.source)
     hw = hw_from_dict(hw_data, source=sweep.source, path="hw")
-    point = load_dataclass(PointSpec, point_data, source=sweep.source, path="base")
-    return SweepPoint(hw, _normalised(point), values)
+    point = _normalised(load_dataclass(PointSpec, point_data, source=sweep.source, path="base"))
+    return SweepPoint(_normalised_hw(hw, point), point, values)
+
+
+def _normalised_hw(hw: HardwareConfig, point: PointSpec) -> HardwareConfig:
+    """Dense streaming reads whole regions, one run per transfer: flash layout, merge gap
+    and over-read admission change nothing, so they are reset (equal points hash equal)."""
+    if point.method != "dense":
+        return hw
+    flash = dataclasses.replace(hw.flash, layout=None)
+    if hasattr(flash, "merge_gap_KiB"):
+        flash = dataclasses.replace(flash, merge_gap_KiB=0.0)
+    cache = dataclasses.replace(hw.cache, admit_overread=False)
+    return dataclasses.replace(hw, flash=flash, cache=cache)
 
 
 def _normalised(point: PointSpec) -> PointSpec:
@@ -341,7 +412,9 @@ def _normalised(point: PointSpec) -> PointSpec:
     if point.method != "dip_ca":
         point = dataclasses.replace(point, dip_ca=DipCaSpec())
     if point.method == "dense":
-        point = dataclasses.replace(point, density=1.0)
+        point = dataclasses.replace(point, density=1.0, layout=LayoutSpec())
+    if point.layout.method == "none":
+        point = dataclasses.replace(point, layout=LayoutSpec())
     return point
 
 
@@ -417,6 +490,14 @@ def invalid_reason(point: SweepPoint) -> str | None:
                    f"{'>=' if reachable else '>'} {floor:.3f}"
     if point.spec.trace.source == "synthetic" and method not in SYNTHETIC_METHODS:
         return f"synthetic traces exist for {', '.join(SYNTHETIC_METHODS)} only"
+    layout = point.spec.layout
+    if layout.method != "none" and point.spec.trace.source != "model":
+        return "layout.method builds a layout from calibration windows of a model trace " \
+               "(trace.source: model); for synthetic traces build one with `memsim layout " \
+               "build` and give it as hw.flash.layout"
+    if layout.method != "none" and layout.split == (point.spec.trace.split or "test"):
+        return f"layout.split {layout.split!r} is the evaluated split: calibration windows " \
+               "must be disjoint from the evaluated ones"
     return None
 
 
@@ -426,6 +507,11 @@ def _duplicate_reason(point: SweepPoint, values: dict, first: dict) -> str:
         why.append(f"dip_ca parameters do not apply to {method}")
     if method == "dense" and "density" in values:
         why.append("dense reads every column: density does not apply")
+    if method == "dense" and any(isinstance(v, dict) or k.startswith(("layout.", "hw.flash.",
+                                                                      "hw.cache.admit"))
+                                 for k, v in values.items()):
+        why.append("dense streaming reads whole regions: flash layout, merge gap and "
+                   "over-read admission do not apply")
     return f"{'; '.join(why) or 'same configuration'} (runs once, as {first})"
 
 
