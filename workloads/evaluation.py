@@ -168,7 +168,7 @@ def _result(scored: list[WindowResult], trace: Trace, config: dict, wall_s: floa
     hits, rates = None, None
     if scored[0].stats.get("cache_hits") is not None:
         hits = np.concatenate([w.stats["cache_hits"] for w in scored])  # (T, G, L)
-        rates = {g.name: float(hits[:, i].sum() / max(1, g.mask.sum()))  # up_gate, down
+        rates = {g.name: float(hits[:, i].sum() / max(1, g.bits.counts().sum()))  # up_gate, down
                  for i, g in enumerate(trace.groups())}
     return EvalResult(perplexity=perplexity(nll, count), nll_per_token=nll / count,
                       num_scored_tokens=count, mlp_density=float(density.mean()),
@@ -223,4 +223,4 @@ def _dip_groups(params: dict, loaded: LoadedModel) -> list[MaskGroup]:
     up, down = np.zeros((1, L, H), bool), np.zeros((1, L, I), bool)
     for layer, (ku, kd) in enumerate(zip(keep_to_k(up_keep, H), keep_to_k(down_keep, I))):
         up[0, layer, :ku], down[0, layer, :kd] = True, True
-    return [MaskGroup("up_gate", up, I, 2), MaskGroup("down", down, H, 1)]
+    return [MaskGroup.from_mask("up_gate", up, I, 2), MaskGroup.from_mask("down", down, H, 1)]

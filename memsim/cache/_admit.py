@@ -25,10 +25,11 @@ def best_columns(columns: np.ndarray, keys: tuple[np.ndarray, ...], count: int) 
 
 
 def next_resident(mask: np.ndarray, resident: np.ndarray, capacity: int,
-                  keys: tuple[np.ndarray, ...]) -> np.ndarray:
+                  keys: tuple[np.ndarray, ...], extra: np.ndarray | None = None) -> np.ndarray:
     """(N,) bool resident set after serving `mask`; `keys` rank columns (each an (N,) array).
 
-    Fits (|mask| <= capacity): the mask plus the best-ranked old residents that still fit.
+    Fits (|mask| <= capacity): the mask plus the best-ranked of the old residents and the
+    `extra` candidates (columns that arrived without being requested) that still fit.
     Oversize (|mask| > capacity): the `capacity` best-ranked columns of the mask only.
     """
     new = np.zeros_like(resident)
@@ -37,7 +38,8 @@ def next_resident(mask: np.ndarray, resident: np.ndarray, capacity: int,
         pool, room = np.flatnonzero(mask), capacity
     else:
         new |= mask
-        pool, room = np.flatnonzero(resident & ~mask), capacity - num_requested
+        candidates = resident if extra is None else resident | extra
+        pool, room = np.flatnonzero(candidates & ~mask), capacity - num_requested
     kept = best_columns(pool, tuple(k[pool] for k in keys), room)
     new[kept] = True
     return new

@@ -29,7 +29,7 @@ from memsim.cache._packed import (
     token_chunks,
 )
 from memsim.cache.base import CacheOutcome
-from memsim.traces.bits import pack_words, popcount
+from memsim.traces.bits import as_packed, popcount
 
 SPILL_ALL_FRACTION = 0.25  # rebuild every layer's suffix rows once this share of layers spills
 
@@ -185,9 +185,11 @@ def add_lowest_columns(states: np.ndarray, words: np.ndarray, room: np.ndarray) 
 
 def lru_group(masks: np.ndarray, capacity: np.ndarray,
               lengths: tuple[int, ...]) -> tuple[np.ndarray, ...]:
-    """(hits, fills, miss_runs, resident), each (T, L), for one group's packed masks."""
+    """(hits, fills, resident), each (T, L), and the missed words (T, L, w), for one group's
+    packed masks."""
     T, L, w = masks.shape
-    out = np.zeros((4, T, L), np.int64)
+    out = np.zeros((3, T, L), np.int64)
+    missed = np.empty_like(masks)
     states = np.zeros((CHUNK_TOKENS + 1, L, w), np.uint64)  # row 0: state before the chunk
     last_used_before = np.empty((CHUNK_TOKENS, L, w), np.uint64)  # U(a*-1..t) \ U(a*..t)
     window = _SlidingWindow(masks, capacity, max(lengths))
@@ -204,20 +206,22 @@ def lru_group(masks: np.ndarray, capacity: np.ndarray,
             window.push(lo + i - first_token[k], fits_nowhere[i])
             states[i + 1] = window.win
             np.bitwise_xor(window.outer, window.win, out=last_used_before[i])  # win <= outer
-            out[3, lo + i] = window.count
-        out[3, lo:hi] += add_lowest_columns(states[1:n + 1], last_used_before[:n],
-                                            capacity - out[3, lo:hi])
-        out[:3, lo:hi] = count_chunk(masks[lo:hi], states[:n], states[1:n + 1],
-                                     requested, capacity)
-    return tuple(out)
+            out[2, lo + i] = window.count
+        out[2, lo:hi] += add_lowest_columns(states[1:n + 1], last_used_before[:n],
+                                            capacity - out[2, lo:hi])
+        out[0, lo:hi], out[1, lo:hi], missed[lo:hi] = count_chunk(
+            masks[lo:hi], states[:n], states[1:n + 1], requested, capacity)
+    return out[0], out[1], out[2], missed
 
 
-def run_lru_batch(groups: list[np.ndarray], capacities: list[np.ndarray],
+def run_lru_batch(groups: list, capacities: list[np.ndarray],
                   sequence_lengths: tuple[int, ...] | None = None) -> CacheOutcome:
     """LRU counts for a whole trace; identical to looping the stepwise LRUPolicy."""
-    lengths = resolve_lengths(groups[0].shape[0], sequence_lengths)
+    packed = [as_packed(m) for m in groups]
+    lengths = resolve_lengths(packed[0].words.shape[0], sequence_lengths)
     per_group = []
-    for masks, caps in zip(groups, capacities):
-        capacity = np.minimum(np.asarray(caps, np.int64), masks.shape[2])
-        per_group.append(lru_group(pack_words(masks), capacity, lengths))
-    return CacheOutcome(*(np.stack(field, axis=1) for field in zip(*per_group)))
+    for group, caps in zip(packed, capacities):
+        capacity = np.minimum(np.asarray(caps, np.int64), group.num_columns)
+        per_group.append(lru_group(group.words, capacity, lengths))
+    hits, fills, resident = (np.stack([r[i] for r in per_group], axis=1) for i in range(3))
+    return CacheOutcome(hits, fills, resident, tuple(r[3] for r in per_group))

@@ -37,24 +37,25 @@ def count_runs(words: np.ndarray) -> np.ndarray:
 
 def count_chunk(masks: np.ndarray, before: np.ndarray, after: np.ndarray,
                 requested: np.ndarray, capacity: np.ndarray) -> tuple[np.ndarray, ...]:
-    """(hits, fills, miss_runs), each (n, L), from packed masks and cache states (n, L, w).
+    """(hits, fills) (n, L) and the missed columns (n, L, w), from packed masks and cache
+    states (n, L, w).
 
     `requested` (n, L) is |mask|, `capacity` (L,) the cache size. hits = |mask & before|;
-    miss runs = runs of mask & ~before; fills = |after & mask & ~before| (always-admit
-    only inserts requested columns), which is every miss where the mask fits the cache.
-    Residency is |after| (`count_bits`), left to the caller, who often knows it already.
+    misses = mask & ~before; fills = |after & mask & ~before| (always-admit only inserts
+    requested columns), which is every miss where the mask fits the cache. Residency is
+    |after| (`count_bits`), left to the caller, who often knows it already.
     """
     hit = masks & before
     hits = count_bits(hit).astype(np.int64)
     miss = np.bitwise_xor(masks, hit, out=hit)
     oversize = requested > capacity  # only there are misses streamed without a fill
     if oversize.all():
-        fills = count_bits(after & miss)
+        fills = count_bits(after & miss).astype(np.int64)
     else:
         fills = requested - hits
         if oversize.any():
             fills[oversize] = count_bits(after[oversize] & miss[oversize])
-    return hits, fills, count_runs(miss)
+    return hits, fills, miss
 
 
 def resolve_lengths(num_tokens: int, sequence_lengths: tuple[int, ...] | None) -> tuple[int, ...]:

@@ -13,7 +13,8 @@ from typing import Callable, Protocol
 import numpy as np
 
 from memsim.cache._packed import resolve_lengths
-from memsim.cache.base import CacheOutcome, count_runs
+from memsim.cache.base import CacheOutcome
+from memsim.traces.bits import as_packed, pack_words
 
 BLOCK_BYTES = 64 << 20  # memory a ranker may hold per block of layers (Belady's next-use table)
 
@@ -58,17 +59,20 @@ def keep_best(mask: np.ndarray, resident: np.ndarray, capacity: np.ndarray,
     return new
 
 
-def run_rowwise(groups: list[np.ndarray], capacities: list[np.ndarray],
+def run_rowwise(groups: list, capacities: list[np.ndarray],
                 sequence_lengths: tuple[int, ...] | None,
                 make_ranker: Callable[[np.ndarray], RowRanker],
                 bytes_per_cell: int = 0) -> CacheOutcome:
     """Replay every segment; `make_ranker(masks)` gets one sequence's (n, R, N) masks."""
-    T, L = groups[0].shape[:2]
+    packed = [as_packed(m) for m in groups]
+    T, L = packed[0].words.shape[:2]
     lengths = resolve_lengths(T, sequence_lengths)
-    out = np.zeros((4, T, len(groups), L), np.int64)  # hits, fills, miss_runs, resident
-    for g, (masks, caps) in enumerate(zip(groups, capacities)):
-        masks = np.asarray(masks, bool)  # the 0/1 arithmetic below views masks as uint8
+    out = np.zeros((3, T, len(packed), L), np.int64)  # hits, fills, resident
+    misses = []
+    for g, (group, caps) in enumerate(zip(packed, capacities)):
+        masks = group.unpack()  # the 0/1 arithmetic below views masks as uint8
         capacity = np.minimum(np.asarray(caps, np.int64), masks.shape[2])
+        missed = np.zeros_like(group.words)
         start = 0
         for n in lengths:
             cells = max(1, n * masks.shape[2] * bytes_per_cell)
@@ -76,21 +80,26 @@ def run_rowwise(groups: list[np.ndarray], capacities: list[np.ndarray],
             for lo in range(0, L, block):
                 rows = slice(lo, min(lo + block, L))
                 seq = masks[start:start + n, rows]
-                out[:, start:start + n, g, rows] = _replay(seq, capacity[rows], make_ranker(seq))
+                counts, miss = _replay(seq, capacity[rows], make_ranker(seq))
+                out[:, start:start + n, g, rows] = counts
+                missed[start:start + n, rows] = pack_words(miss)
             start += n
-    return CacheOutcome(*out)
+        misses.append(missed)
+    return CacheOutcome(*out, miss_words=tuple(misses))
 
 
-def _replay(masks: np.ndarray, capacity: np.ndarray, ranker: RowRanker) -> np.ndarray:
-    """(4, n, R) counts of one sequence for a block of layers, starting cold."""
+def _replay(masks: np.ndarray, capacity: np.ndarray,
+            ranker: RowRanker) -> tuple[np.ndarray, np.ndarray]:
+    """(3, n, R) counts and the (n, R, N) missed columns of one sequence for a block of
+    layers, starting cold."""
     n, R, N = masks.shape
-    counts = np.zeros((4, n, R), np.int64)
+    counts = np.zeros((3, n, R), np.int64)
+    missed = np.zeros(masks.shape, bool)
     resident = np.zeros((R, N), bool)
     for t in range(n):
         m = masks[t]
         hit = m & resident
-        miss = m & ~hit
+        miss = np.bitwise_xor(m, hit, out=missed[t])
         resident = keep_best(m, resident, capacity, ranker.priority(t, m), ranker.top)
-        counts[:, t] = (hit.sum(axis=1), (resident & miss).sum(axis=1), count_runs(miss),
-                        resident.sum(axis=1))
-    return counts
+        counts[:, t] = (hit.sum(axis=1), (resident & miss).sum(axis=1), resident.sum(axis=1))
+    return counts, missed

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from memsim.core.registry import Registry
+from memsim.traces.bits import as_packed, pack_words
 
 POLICIES: Registry[type["CachePolicy"]] = Registry("cache policy")
 
@@ -32,16 +33,23 @@ class CacheOutcome:
     """Per (token, group, layer) counts from replaying a trace through caches.
 
     hits: requested columns found in DRAM; misses are |mask| - hits and come from flash.
-    fills: missed columns inserted into the cache (a DRAM write each).
-    miss_runs: maximal runs of consecutive missed column indices (flash requests if each run
-      is read as one request; PAPER.md section 5, read-size behaviour).
+    fills: columns inserted into the cache (a DRAM write each): missed ones, plus over-read
+      ones where the policy admits them (`cache.admit_overread`).
     resident: columns held after the token (never above capacity).
+    miss_words: per group, (T, L, ceil(N/64)) uint64: the missed columns themselves, packed
+      (memsim/traces/bits.py), from which the flash requests are counted exactly.
     """
 
     hits: np.ndarray  # (T, G, L) int64
     fills: np.ndarray  # (T, G, L) int64
-    miss_runs: np.ndarray  # (T, G, L) int64
     resident: np.ndarray  # (T, G, L) int64
+    miss_words: tuple[np.ndarray, ...]  # per group (T, L, W) uint64
+
+    @property
+    def miss_runs(self) -> np.ndarray:
+        """(T, G, L) maximal runs of consecutive missed column indices (model order)."""
+        from memsim.cache._packed import count_runs as count_packed_runs
+        return np.stack([count_packed_runs(w) for w in self.miss_words], axis=1)
 
 
 def count_runs(mask: np.ndarray) -> np.ndarray:
@@ -77,22 +85,31 @@ class CachePolicy(ABC):
         """(N,) bool: columns in DRAM now. Callers must not modify it."""
 
     @abstractmethod
-    def access(self, mask: np.ndarray) -> np.ndarray:
-        """Serve one token's (N,) bool mask; return the (N,) bool hit mask; update state."""
+    def access(self, mask: np.ndarray, extra: np.ndarray | None = None) -> np.ndarray:
+        """Serve one token's (N,) bool mask; return the (N,) bool hit mask; update state.
+
+        `extra` (N,) bool: columns that arrived without being requested (they shared a page
+        or sat in a merged gap); the policy admits them by its own ranking, below the
+        token's requested columns, never evicting those.
+        """
 
     @classmethod
-    def run_batch(cls, groups: list[np.ndarray], capacities: list[np.ndarray],
+    def run_batch(cls, groups: list, capacities: list[np.ndarray],
                   sequence_lengths: tuple[int, ...] | None = None) -> CacheOutcome:
-        """Replay every segment of a trace: groups[g] is (T, L, N_g) bool, capacities[g] (L,).
+        """Replay every segment of a trace: groups[g] is (T, L, N_g) bool masks or
+        PackedMasks, capacities[g] (L,).
 
         Each sequence starts cold. Reference loop over the stepwise policy; overrides must
         return exactly the same counts.
         """
+        groups = [as_packed(m).unpack() for m in groups]
         T, L = groups[0].shape[:2]
         lengths = sequence_lengths or (T,)
         shape = (T, len(groups), L)
-        hits, fills, runs, resident = (np.zeros(shape, np.int64) for _ in range(4))
+        hits, fills, resident = (np.zeros(shape, np.int64) for _ in range(3))
+        misses = []
         for g, (masks, caps) in enumerate(zip(groups, capacities)):
+            missed = np.zeros(masks.shape, bool)
             for layer in range(L):
                 start = 0
                 for n in lengths:
@@ -104,10 +121,11 @@ class CachePolicy(ABC):
                         hits[start + t, g, layer] = hit.sum()
                         after = policy.resident()
                         fills[start + t, g, layer] = (miss & after).sum()
-                        runs[start + t, g, layer] = count_runs(miss)
+                        missed[start + t, layer] = miss
                         resident[start + t, g, layer] = after.sum()
                     start += n
-        return CacheOutcome(hits, fills, runs, resident)
+            misses.append(pack_words(missed))
+        return CacheOutcome(hits, fills, resident, tuple(misses))
 
 
 def make_policy(name: str, num_columns: int, capacity_columns: int,

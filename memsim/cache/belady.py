@@ -47,7 +47,7 @@ class BeladyPolicy(CachePolicy):
     def resident(self) -> np.ndarray:
         return self._resident
 
-    def access(self, mask: np.ndarray) -> np.ndarray:
+    def access(self, mask: np.ndarray, extra: np.ndarray | None = None) -> np.ndarray:
         mask = np.asarray(mask, bool)
         t = self._now
         if t >= len(self._future) or not np.array_equal(mask, self._future[t]):
@@ -55,7 +55,8 @@ class BeladyPolicy(CachePolicy):
                              "(masks must be replayed in order)")
         hit = mask & self._resident
         soon = -self._next_use[t].astype(np.int64)  # larger = used sooner
-        self._resident = next_resident(mask, self._resident, self.capacity_columns, (soon,))
+        self._resident = next_resident(mask, self._resident, self.capacity_columns, (soon,),
+                                       extra)
         self._now += 1
         return hit
 

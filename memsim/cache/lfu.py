@@ -28,13 +28,13 @@ class LFUPolicy(CachePolicy):
     def resident(self) -> np.ndarray:
         return self._resident
 
-    def access(self, mask: np.ndarray) -> np.ndarray:
+    def access(self, mask: np.ndarray, extra: np.ndarray | None = None) -> np.ndarray:
         mask = np.asarray(mask, bool)
         hit = mask & self._resident
         self._uses[mask] += 1
         self._last_use[mask] = self._now
         self._resident = next_resident(mask, self._resident, self.capacity_columns,
-                                       (self._uses, self._last_use))
+                                       (self._uses, self._last_use), extra)
         self._now += 1
         return hit
 

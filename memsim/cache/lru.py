@@ -27,12 +27,16 @@ class LRUPolicy(CachePolicy):
     def resident(self) -> np.ndarray:
         return self._resident
 
-    def access(self, mask: np.ndarray) -> np.ndarray:
+    def access(self, mask: np.ndarray, extra: np.ndarray | None = None) -> np.ndarray:
         mask = np.asarray(mask, bool)
         hit = mask & self._resident
-        self._last_use[mask] = self._now
+        # Recency 2t + 1 for the token's columns, 2t for what arrived with them: newer than
+        # anything older, below what the token asked for.
+        if extra is not None:
+            self._last_use[extra & ~mask] = 2 * self._now
+        self._last_use[mask] = 2 * self._now + 1
         self._resident = next_resident(mask, self._resident, self.capacity_columns,
-                                       (self._last_use,))
+                                       (self._last_use,), extra)
         self._now += 1
         return hit
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from memsim.cache._packed import count_runs, resolve_lengths
+from memsim.cache._packed import resolve_lengths
 from memsim.cache.base import POLICIES, CacheOutcome, CachePolicy
-from memsim.traces.bits import pack_words
+from memsim.traces.bits import as_packed
 
 
 @POLICIES.register("none")
@@ -22,18 +22,15 @@ class NoCache(CachePolicy):
     def resident(self) -> np.ndarray:
         return self._resident
 
-    def access(self, mask: np.ndarray) -> np.ndarray:
+    def access(self, mask: np.ndarray, extra: np.ndarray | None = None) -> np.ndarray:
         return np.zeros(self.num_columns, bool)
 
     @classmethod
-    def run_batch(cls, groups: list[np.ndarray], capacities: list[np.ndarray],
+    def run_batch(cls, groups: list, capacities: list[np.ndarray],
                   sequence_lengths: tuple[int, ...] | None = None) -> CacheOutcome:
-        """Closed form: hits, fills and resident are 0; every requested run is one miss run.
-
-        Speed shortcut: runs are counted on bit-packed words (memsim/cache/_packed.py).
-        """
-        T, L = groups[0].shape[:2]
+        """Closed form: hits, fills and resident are 0; every requested column is a miss."""
+        packed = [as_packed(m) for m in groups]
+        T, L = packed[0].words.shape[:2]
         resolve_lengths(T, sequence_lengths)  # checked for the caller; no state to restart
-        zeros = np.zeros((T, len(groups), L), np.int64)
-        runs = np.stack([count_runs(pack_words(m)) for m in groups], axis=1)  # (T, G, L)
-        return CacheOutcome(zeros, zeros.copy(), runs.astype(np.int64), zeros.copy())
+        zeros = np.zeros((T, len(packed), L), np.int64)
+        return CacheOutcome(zeros, zeros.copy(), zeros.copy(), tuple(p.words for p in packed))

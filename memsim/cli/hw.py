@@ -14,6 +14,9 @@ class Hw(Command):
         v.add_argument("file")
         hw_sub.add_parser("list", help="list the presets in hw_configs/")
         hw_sub.add_parser("keys", help="print every YAML key with its unit and range (markdown)")
+        pr = hw_sub.add_parser("probe", help="effective flash read bandwidth and IOPS by request "
+                                             "size, random and sequential (what a fio run shows)")
+        pr.add_argument("hw", help="hardware YAML or preset name")
 
     def run(self, args) -> int:
         from memsim.hw import HardwareConfig, list_presets, load_hw
@@ -22,6 +25,9 @@ class Hw(Command):
             hw = load_hw(args.file)
             print(f"{args.file}: ok ({hw.name}; flash {hw.flash.impl}, "
                   f"DRAM {hw.dram.capacity_GB} GB, cache {hw.cache.impl})")
+        elif args.hw_command == "probe":
+            from memsim.hw.probe import probe_table
+            print(probe_table(load_hw(args.hw)))
         elif args.hw_command == "list":
             for name in list_presets():
                 print(f"{name:20s} {load_hw(name).description}")

@@ -15,6 +15,8 @@ class Simulate(Command):
         p.add_argument("--trace", required=True,
                        help="trace .npz (memsim trace synth / memsim eval)")
         p.add_argument("--mode", default="event", choices=("event", "analytic"))
+        p.add_argument("--layout", default=None,
+                       help="flash layout .npz (memsim layout build); overrides flash.layout")
         p.add_argument("--out", default=None, help="write result.json, per_token.csv, "
                        "resolved_config.yaml here")
 
@@ -24,6 +26,8 @@ class Simulate(Command):
         from memsim.traces import Trace, load_model_shape
 
         hw, trace = load_hw(args.hw), Trace.load(args.trace)
+        if args.layout is not None:
+            hw = with_layout(hw, args.layout)
         model = load_model_shape(args.model) if args.model else trace.model
         result = simulate(hw, model, trace, mode=args.mode)
         print_table(result.summary_rows())
@@ -31,3 +35,12 @@ class Simulate(Command):
             path = write_result(result, args.out, resolved_config(hw, model, trace, args.mode))
             print(f"wrote {path} (+ per_token.csv, resolved_config.yaml)")
         return 0
+
+
+def with_layout(hw, path: str):
+    """`hw` reading its MLP columns in the order of the layout file at `path`."""
+    import dataclasses
+    from pathlib import Path
+
+    flash = dataclasses.replace(hw.flash, layout=str(Path(path).resolve()))
+    return dataclasses.replace(hw, flash=flash)

@@ -20,9 +20,11 @@ from memsim.core.registry import Registry
 
 def spec(help: str, *, default: Any = MISSING, unit: str = "", ge: float | None = None,
          gt: float | None = None, le: float | None = None, choices: tuple | None = None,
-         registry: Registry | None = None) -> Any:
-    """A dataclass field with the metadata the loader and `docs/` need."""
-    meta = dict(help=help, unit=unit, ge=ge, gt=gt, le=le, choices=choices, registry=registry)
+         registry: Registry | None = None, allow_inf: bool = False) -> Any:
+    """A dataclass field with the metadata the loader and `docs/` need (`allow_inf`: a float
+    that may be `.inf` in YAML, e.g. "no limit")."""
+    meta = dict(help=help, unit=unit, ge=ge, gt=gt, le=le, choices=choices, registry=registry,
+                allow_inf=allow_inf)
     if default is MISSING:
         return field(metadata=meta)
     if isinstance(default, (dict, list)):
@@ -43,6 +45,8 @@ def _allowed(f: dataclasses.Field, kind: str) -> str:
         bounds.append(f">= {m['ge']}")
     if m.get("le") is not None:
         bounds.append(f"<= {m['le']}")
+    if m.get("allow_inf"):
+        bounds.append("or .inf")
     unit = f" ({m['unit']})" if m.get("unit") else ""
     return (f"{kind} " + " and ".join(bounds)).strip() + unit
 
@@ -61,7 +65,8 @@ def _check_scalar(value: Any, hint: Any, f: dataclasses.Field, where: str, sourc
     elif base is int:
         ok = isinstance(value, int) and not isinstance(value, bool)
     elif base is float:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        ok = (isinstance(value, (int, float)) and not isinstance(value, bool)
+              and (math.isfinite(value) or (f.metadata.get("allow_inf") and value == math.inf)))
         value = float(value) if ok else value
     else:
         ok = isinstance(value, base)

@@ -7,6 +7,7 @@ quote bandwidth in decimal GB/s). Every key, its unit and range is listed in doc
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -87,6 +88,8 @@ class PrecisionConfig:
     kv_cache_bits: float = spec("KV cache entries", unit="bits", gt=0, le=32)
     adapter_bits: float = spec("LoRA adapter weights (resident; read every token)",
                                default=16.0, unit="bits", gt=0, le=32)
+    predictor_bits: float = spec("mask-predictor weights (resident; read every token)",
+                                 default=16.0, unit="bits", gt=0, le=32)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -109,6 +112,10 @@ class CacheConfig:
     split: str = spec("how the dynamic DRAM budget is split: `equal` bytes per masked matrix "
                       "(the authors' choice) or `proportional` to each matrix's mean demand "
                       "in the trace", default="equal", choices=("equal", "proportional"))
+    admit_overread: bool = spec("columns that arrive only because they share a page with, or "
+                                "sit in a merged gap between, missed columns enter the cache "
+                                "under the policy's own rules (a DRAM write each, no extra "
+                                "flash read)", default=False)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -157,13 +164,16 @@ def load_hw(name_or_path: str | Path) -> HardwareConfig:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise ConfigError(f"not valid YAML: {exc}", source=str(path)) from None
-    return hw_from_dict(data, source=str(path))
+    return hw_from_dict(data, source=str(path), root=path.parent)
 
 
-def hw_from_dict(data: dict, *, source: str = "<api>", path: str = "") -> HardwareConfig:
-    """Validate plain data; `path` prefixes key paths in errors (e.g. "hw" in sweeps)."""
+def hw_from_dict(data: dict, *, source: str = "<api>", path: str = "",
+                 root: Path | None = None) -> HardwareConfig:
+    """Validate plain data; `path` prefixes key paths in errors (e.g. "hw" in sweeps);
+    a relative `flash.layout` is taken relative to `root` (the YAML file's folder)."""
     try:
-        return load_dataclass(HardwareConfig, data, source=source, path=path)
+        hw = load_dataclass(HardwareConfig, data, source=source, path=path)
+        return with_layout_root(hw, root)
     except ConfigError as exc:
         if exc.source == "<api>":  # raised in a __post_init__: add the file name
             key = f"{path}.{exc.key_path}" if path else exc.key_path
@@ -174,3 +184,12 @@ def hw_from_dict(data: dict, *, source: str = "<api>", path: str = "") -> Hardwa
 
 def list_presets() -> list[str]:
     return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+
+
+def with_layout_root(hw: HardwareConfig, root: Path | None) -> HardwareConfig:
+    """`hw` with a relative flash.layout path made absolute against `root`."""
+    layout = hw.flash.layout
+    if layout is None or root is None or Path(layout).is_absolute():
+        return hw
+    flash = dataclasses.replace(hw.flash, layout=str((Path(root) / layout).resolve()))
+    return dataclasses.replace(hw, flash=flash)

@@ -2,13 +2,16 @@
 
 Everything that does not depend on timing is computed here, vectorised over tokens and
 layers, before the event-driven run: which columns hit (the cache outcome depends only on the
-trace), bytes per transfer, each transfer's duration on its resource, each kernel's compute
-time. The engine (engine.py) then only decides *when* things happen.
+trace), which flash requests the misses make (memsim/sim/flash_reads.py: exact runs, pages,
+merged gaps), each transfer's duration on its resource, each kernel's compute time. The
+engine (engine.py) then only decides *when* things happen.
 
 A decode token is, per layer, three phases (PAPER.md section 5):
-  attn  attention weights (resident: DRAM; streamed: flash) + KV read/append, then compute;
-  in    the groups read with the MLP input (W_up/W_gate columns; CATS's dense W_gate);
-        their mask is known once attention has run, then compute;
+  attn  attention weights (resident: DRAM; streamed: flash) + KV read/append, resident
+        adapters and mask predictor read, then compute (a predictor runs here, on the MLP
+        input, before the MLP loads it decides);
+  in    the groups read with the MLP input (W_up/W_gate columns; CATS's dense W_gate; a
+        predictor's neuron bundles); their mask is known once attention has run, then compute;
   out   the groups whose mask is known only after `in` computed (W_down columns; CATS's W_up
         rows): with DIP their flash reads sit on the critical path; then compute.
 A load step is flash reads || DRAM reads (hits, fills); each group is its own step, as each
@@ -23,13 +26,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from memsim.cache import POLICIES, CacheOutcome
-from memsim.hw.config import HardwareConfig
+from memsim.hw import HardwareConfig
+from memsim.hw.layouts import Layout
+from memsim.sim.flash_reads import ReadGeometry, TransferReads, geometry, transfer_reads
 from memsim.sim.footprint import Footprint
 from memsim.sim.plan import DramPlan
-from memsim.traces.model_shape import ModelShape
-from memsim.traces.trace import MaskGroup, Trace
+from memsim.traces import MaskGroup, ModelShape, Trace
 
-IN_GROUPS = ("up_gate", "up", "gate")  # masks over H: read with the MLP input
+IN_GROUPS = ("up_gate", "up", "gate", "neurons")  # masks known from the MLP input
 PHASES = ("attn", "in", "out")
 
 
@@ -49,33 +53,52 @@ class StepCosts:
     head_dram_s: np.ndarray  # (T,)
     head_compute_s: np.ndarray  # (T,)
     flash_bytes: np.ndarray  # (T,) bytes the token needs from flash (payload)
-    flash_device_bytes: np.ndarray  # (T,) bytes the device reads (page rounding included)
+    flash_device_bytes: np.ndarray  # (T,) bytes the device reads (pages, merged gaps)
+    flash_requests: np.ndarray  # (T,) read requests issued
     dram_read_bytes: np.ndarray  # (T,)
     dram_write_bytes: np.ndarray  # (T,)
     ops: np.ndarray  # (T,) arithmetic operations (1 MAC = 2)
 
 
 class _Acc:
-    """Accumulates per-token byte and op totals while steps are built."""
+    """Accumulates per-token byte, request and op totals while steps are built."""
 
     def __init__(self, T: int):
-        self.flash, self.flash_dev, self.dram_r, self.dram_w, self.ops = (np.zeros(T)
-                                                                          for _ in range(5))
+        self.flash, self.flash_dev, self.requests, self.dram_r, self.dram_w, self.ops = (
+            np.zeros(T) for _ in range(6))
 
-    def add_flash(self, flash_model, num_bytes, requests, axis=None) -> None:
-        num_bytes, requests = np.broadcast_arrays(np.asarray(num_bytes, np.float64), requests)
-        device = flash_model.bytes_read(num_bytes, requests)
-        self.flash += num_bytes.sum(axis=axis) if axis is not None else num_bytes
-        self.flash_dev += device.sum(axis=axis) if axis is not None else device
+    def add_flash(self, payload, device, requests) -> None:
+        """Per-token (T,) or per-(token, layer) (T, L) figures; layers are summed."""
+        for total, value in ((self.flash, payload), (self.flash_dev, device),
+                             (self.requests, requests)):
+            value = np.asarray(value, np.float64)
+            total += value.sum(axis=1) if value.ndim == 2 else value
 
 
-def cache_outcome(hw: HardwareConfig, trace: Trace, plan: DramPlan) -> CacheOutcome:
+def group_geometries(hw: HardwareConfig, trace: Trace, plan: DramPlan,
+                     layout: Layout | None) -> list[ReadGeometry]:
+    """How each mask group sits in flash: dense groups stream their regions in file order
+    (sequential); masked groups are read at data-dependent offsets (random)."""
+    return [geometry(hw, g, vb, layout, sequential=_is_dense(trace, g))
+            for g, vb in zip(trace.groups(), plan.vector_bytes)]
+
+
+def _is_dense(trace: Trace, group: MaskGroup) -> bool:
+    return bool((trace.column_counts(group.mask_name) == group.num_columns).all())
+
+
+def cache_outcome(hw: HardwareConfig, trace: Trace, plan: DramPlan,
+                  geometries: list[ReadGeometry] | None = None) -> CacheOutcome:
     """Replay the trace through the configured policy (or through no cache)."""
     groups = trace.groups()
     dynamic = hw.placement.mlp == "dynamic"
     policy = POLICIES.get(hw.cache.impl if dynamic else "none", key_path="cache.impl")
     caps = plan.capacities if dynamic else [np.zeros_like(c) for c in plan.capacities]
-    return policy.run_batch([g.mask for g in groups], caps, trace.sequence_lengths)
+    if dynamic and hw.cache.admit_overread and geometries is not None:
+        from memsim.sim.overread import replay_admitting_overread
+        return replay_admitting_overread(policy, groups, caps, trace.sequence_lengths,
+                                         geometries)
+    return policy.run_batch([g.bits for g in groups], caps, trace.sequence_lengths)
 
 
 def kv_lengths(hw: HardwareConfig, trace: Trace) -> np.ndarray:
@@ -90,10 +113,10 @@ def kv_lengths(hw: HardwareConfig, trace: Trace) -> np.ndarray:
 
 
 def build_step_costs(hw: HardwareConfig, model: ModelShape, trace: Trace, plan: DramPlan,
-                     outcome: CacheOutcome) -> StepCosts:
+                     outcome: CacheOutcome, geometries: list[ReadGeometry]) -> StepCosts:
     """All per-(token, layer) durations of a decode run."""
-    fp, T, L = Footprint.of(model, hw, trace.adapter_params), trace.num_tokens, \
-        model.num_hidden_layers
+    fp = Footprint.of(model, hw, trace.adapter_params, trace.predictor_params)
+    T, L = trace.num_tokens, model.num_hidden_layers
     acc = _Acc(T)
     groups = trace.groups()
     ahead, demand, dram = (np.zeros((T, L, 1 + len(groups))) for _ in range(3))
@@ -104,93 +127,112 @@ def build_step_costs(hw: HardwareConfig, model: ModelShape, trace: Trace, plan: 
     for g, group in enumerate(groups):
         phase = 1 if group.name in IN_GROUPS else 2
         count = trace.column_counts(group.mask_name).astype(np.float64)  # (T, L)
-        flash_s, dram_s, ops = _mlp_group(hw, group, count, g, plan, outcome, acc)
-        is_dense = bool((count == group.mask.shape[2]).all())
-        (ahead if is_dense else demand)[:, :, 1 + g] = flash_s
+        flash_s, dram_s = _mlp_group(hw, count, g, plan, outcome, geometries[g], acc)
+        (ahead if geometries[g].is_sequential else demand)[:, :, 1 + g] = flash_s
         dram[:, :, 1 + g] = dram_s
-        compute_ops[:, :, phase] += ops
+        for p, ops in _group_ops(group, count, phase):
+            compute_ops[:, :, p] += ops
         step_phase.append(phase)
     head_flash, head_dram, head_ops = _head(hw, model, fp, plan, acc)
     rate = 0.0 if hw.compute.ignore else 1.0 / hw.compute.units[hw.compute.decode_unit].ops_per_s
     acc.ops += compute_ops.sum(axis=(1, 2)) + head_ops
     return StepCosts(ahead, demand, dram, compute_ops * rate, tuple(step_phase),
                      np.full(T, head_flash), np.full(T, head_dram), np.full(T, head_ops * rate),
-                     acc.flash, acc.flash_dev, acc.dram_r, acc.dram_w, acc.ops)
+                     acc.flash, acc.flash_dev, acc.requests, acc.dram_r, acc.dram_w, acc.ops)
+
+
+def _group_ops(group: MaskGroup, count: np.ndarray, phase: int) -> list[tuple[int, np.ndarray]]:
+    """(phase, ops) of a group's kernels: a neuron bundle's up/gate rows run in `in`, its
+    down column in `out`."""
+    per_vector = 2.0 * count * group.vector_weights  # one MAC per weight, 2 ops
+    if group.name == "neurons":
+        return [(1, 2 * per_vector), (2, per_vector)]
+    return [(phase, per_vector * group.num_matrices)]
 
 
 def _attention(hw, model, fp, trace, plan, acc):
     """Attention weights (resident part from DRAM, the rest from flash), the KV cache, and
-    the layer's share of the (resident) LoRA adapters."""
-    L = model.num_hidden_layers
+    the layer's share of the resident adapters and mask predictor (read in full)."""
+    T, L = trace.num_tokens, model.num_hidden_layers
     kv_len = kv_lengths(hw, trace)[:, None]  # (T, 1)
-    w = fp.attention_bytes_per_layer + fp.adapter_bytes_per_layer
+    extra = fp.resident_extra_bytes_per_layer
+    w = fp.attention_bytes_per_layer + extra
     flash_bytes = (fp.attention_bytes_per_layer if hw.placement.attention == "streamed"
                    else fp.attention_bytes_per_layer * plan.overflow_fraction)
-    flash_bytes += fp.adapter_bytes_per_layer * plan.overflow_fraction
+    flash_bytes += extra * plan.overflow_fraction
     kv_read = kv_len * fp.kv_bytes_per_token_per_layer  # (T, 1)
     dram_read = (w - flash_bytes) + kv_read
     kv_write = fp.kv_bytes_per_token_per_layer if hw.timing.dram_writes == "costed" else 0.0
-    flash_s = hw.flash.read_time_s(np.full((trace.num_tokens, L), flash_bytes), 1.0)
+    time, device = hw.flash.contiguous_reads(flash_bytes)
+    flash_s = np.full((T, L), float(time))
     dram_s = dram_read / hw.dram.read_bandwidth_Bps + kv_write / hw.dram.write_bandwidth_Bps
-    acc.add_flash(hw.flash, np.full((trace.num_tokens, L), flash_bytes), 1.0, axis=1)
+    acc.add_flash(np.full(T, flash_bytes * L), np.full(T, float(device) * L),
+                  np.full(T, float(flash_bytes > 0) * L))
     acc.dram_r += dram_read[:, 0] * L
     acc.dram_w += kv_write * L
     heads_x_dim = model.num_attention_heads * model.head_dim
-    adapter_ops = 2 * trace.adapter_params / L
-    ops = 2 * model.attention_params_per_layer + 4 * kv_len * heads_x_dim + adapter_ops
+    extra_ops = 2 * (trace.adapter_params + trace.predictor_params) / L
+    ops = 2 * model.attention_params_per_layer + 4 * kv_len * heads_x_dim + extra_ops
     return flash_s, np.broadcast_to(dram_s, flash_s.shape), np.broadcast_to(ops, flash_s.shape)
 
 
-def _mlp_group(hw, group: MaskGroup, count: np.ndarray, g: int, plan: DramPlan,
-               outcome: CacheOutcome, acc):
+def _mlp_group(hw, count: np.ndarray, g: int, plan: DramPlan, outcome: CacheOutcome,
+               geom: ReadGeometry, acc) -> tuple[np.ndarray, np.ndarray]:
     """One mask group's flash reads (misses), DRAM reads (hits) and fills, per (T, L);
     `count` is the (T, L) number of columns the masks need."""
     vb = plan.vector_bytes[g]
     hits = outcome.hits[:, g, :].astype(np.float64)
     fills = outcome.fills[:, g, :].astype(np.float64)
-    requests = outcome.miss_runs[:, g, :].astype(np.float64)
     if hw.placement.mlp == "resident":  # all in DRAM, but for the overflow (read in one go)
         hits = count * (1.0 - plan.overflow_fraction)
-        requests = np.minimum(requests, 1.0)
-    unbundled = group.num_matrices > 1 and not getattr(hw.flash, "bundle_up_gate", True)
-    requests = requests * (group.num_matrices if unbundled else 1)
+        reads = _overflow_reads(hw, (count - hits) * vb)
+    else:
+        reads = transfer_reads(outcome.miss_words[g], geom, (count - hits) * vb)
     miss_bytes = (count - hits) * vb
     fill_bytes = fills * vb if hw.timing.dram_writes == "costed" else np.zeros_like(fills)
-    flash_s = hw.flash.read_time_s(miss_bytes, requests)
     dram_s = hits * vb / hw.dram.read_bandwidth_Bps + fill_bytes / hw.dram.write_bandwidth_Bps
-    acc.add_flash(hw.flash, miss_bytes, requests, axis=1)
+    acc.add_flash(miss_bytes, reads.device_bytes, reads.requests)
     acc.dram_r += (hits * vb).sum(axis=1)
     acc.dram_w += fill_bytes.sum(axis=1)
-    return flash_s, dram_s, 2.0 * count * group.vector_weights * group.num_matrices
+    return reads.time_s, dram_s
+
+
+def _overflow_reads(hw, miss_bytes: np.ndarray) -> TransferReads:
+    """Resident MLP weights that did not fit: one sequential read of the overflow bytes."""
+    time, device = hw.flash.contiguous_reads(miss_bytes)
+    return TransferReads((miss_bytes > 0).astype(np.float64), device, time)
 
 
 def _head(hw, model, fp, plan, acc):
-    """Per token: one embedding row and the whole LM head (tied or not, it is read)."""
+    """Per token: one embedding row and the whole LM head (tied or not, it is read), each
+    its own request when it comes from flash."""
     emb_flash = fp.embedding_row_bytes if hw.placement.embedding == "streamed" else 0.0
     head_flash = (fp.lm_head_bytes if hw.placement.lm_head == "streamed"
                   else fp.lm_head_bytes * plan.overflow_fraction)
-    flash_bytes = emb_flash + head_flash
-    dram_bytes = fp.embedding_row_bytes + fp.lm_head_bytes - flash_bytes
-    requests = float((emb_flash > 0) + (head_flash > 0))
-    flash_s = float(hw.flash.read_time_s(np.array([flash_bytes]), np.array([requests]))[0])
-    acc.add_flash(hw.flash, flash_bytes, requests)
+    time, device = hw.flash.contiguous_reads(np.array([emb_flash, head_flash]))
+    dram_bytes = fp.embedding_row_bytes + fp.lm_head_bytes - emb_flash - head_flash
+    acc.add_flash(emb_flash + head_flash, float(device.sum()),
+                  float((emb_flash > 0) + (head_flash > 0)))
     acc.dram_r += dram_bytes
-    return flash_s, dram_bytes / hw.dram.read_bandwidth_Bps, 2.0 * model.embedding_params
+    return float(time.sum()), dram_bytes / hw.dram.read_bandwidth_Bps, 2.0 * model.embedding_params
 
 
 def build_prefill_costs(hw: HardwareConfig, model: ModelShape, prompt_len: int,
                         plan: DramPlan) -> StepCosts:
     """The prompt as one dense, compute-bound pass: every weight read once (the MLP from flash
     when it is cached or streamed: the cache starts cold), `prompt_len` tokens of compute.
-    Returned as a one-"token" StepCosts whose loads are all known ahead (one step per layer)."""
+    Returned as a one-"token" StepCosts whose loads are all known ahead (one step per layer):
+    per layer, the attention region and the three MLP matrices are one sequential request
+    each."""
     fp, L, P = Footprint.of(model, hw), model.num_hidden_layers, prompt_len
     acc = _Acc(1)
     attn_flash = fp.attention_bytes_per_layer * (
         1.0 if hw.placement.attention == "streamed" else plan.overflow_fraction)
     mlp_flash = fp.mlp_bytes_per_layer * (
         plan.overflow_fraction if hw.placement.mlp == "resident" else 1.0)
-    flash_bytes = np.array([[attn_flash + mlp_flash]])  # (1, L=1 broadcast)
-    flash_s = np.full((1, L, 1), hw.flash.read_time_s(flash_bytes, 4.0)[0, 0])
+    sizes = np.array([attn_flash] + [mlp_flash / 3] * 3)
+    time, device = hw.flash.contiguous_reads(sizes)
+    flash_s = np.full((1, L, 1), float(time.sum()))
     dram_read = fp.attention_bytes_per_layer + fp.mlp_bytes_per_layer - attn_flash - mlp_flash
     kv_write = P * fp.kv_bytes_per_token_per_layer if hw.timing.dram_writes == "costed" else 0.0
     dram_s = np.full((1, L, 1), dram_read / hw.dram.read_bandwidth_Bps
@@ -201,11 +243,12 @@ def build_prefill_costs(hw: HardwareConfig, model: ModelShape, prompt_len: int,
     rate = 0.0 if hw.compute.ignore else 1.0 / hw.compute.units[hw.compute.prefill_unit].ops_per_s
     compute_s = np.zeros((1, L, 3))
     compute_s[:, :, 0] = ops * rate
-    acc.add_flash(hw.flash, flash_bytes[0, 0] * L, 4.0 * L)
+    acc.add_flash(np.array([sizes.sum() * L]), np.array([device.sum() * L]),
+                  np.array([float((sizes > 0).sum()) * L]))
     acc.dram_r += dram_read * L
     acc.dram_w += kv_write * L
     head_flash, head_dram, head_ops = _head(hw, model, fp, plan, acc)
     acc.ops += ops * L + head_ops
     return StepCosts(flash_s, np.zeros_like(flash_s), dram_s, compute_s, (0,),
                      np.array([head_flash]), np.array([head_dram]), np.array([head_ops * rate]),
-                     acc.flash, acc.flash_dev, acc.dram_r, acc.dram_w, acc.ops)
+                     acc.flash, acc.flash_dev, acc.requests, acc.dram_r, acc.dram_w, acc.ops)

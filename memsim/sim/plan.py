@@ -35,7 +35,7 @@ class DramPlan:
 def resident_weight_bytes(hw: HardwareConfig, model: ModelShape, fp: Footprint) -> float:
     """Weights kept in DRAM by placement (tied embedding/LM head stored once), adapters."""
     place = hw.placement
-    total = model.num_hidden_layers * fp.adapter_bytes_per_layer
+    total = model.num_hidden_layers * fp.resident_extra_bytes_per_layer  # adapters, predictor
     if place.attention == "resident":
         total += model.num_hidden_layers * fp.attention_bytes_per_layer
     if place.mlp == "resident":
@@ -49,10 +49,10 @@ def resident_weight_bytes(hw: HardwareConfig, model: ModelShape, fp: Footprint) 
 
 
 def plan_dram(hw: HardwareConfig, model: ModelShape, groups: list[MaskGroup],
-              kv_tokens: float, adapter_params: int = 0) -> DramPlan:
+              kv_tokens: float, adapter_params: int = 0, predictor_params: int = 0) -> DramPlan:
     """Split the DRAM; `kv_tokens` is the KV length the budget must hold; `adapter_params`
-    LoRA parameters are resident too."""
-    fp = Footprint.of(model, hw, adapter_params)
+    LoRA and `predictor_params` mask-predictor parameters are resident too."""
+    fp = Footprint.of(model, hw, adapter_params, predictor_params)
     kv_bytes = kv_tokens * fp.kv_bytes_per_token_per_layer * model.num_hidden_layers
     if kv_bytes > hw.dram.capacity_bytes:
         raise ConfigError(f"the KV cache alone ({kv_bytes / 1e9:.3f} GB) exceeds DRAM",
@@ -64,7 +64,7 @@ def plan_dram(hw: HardwareConfig, model: ModelShape, groups: list[MaskGroup],
     vector_bytes = [fp.vector_bytes(g.vector_weights, g.num_matrices) for g in groups]
     shares = _group_shares(hw.cache.split, groups, vector_bytes)
     L = model.num_hidden_layers
-    capacities = [np.full(L, min(g.mask.shape[2], int(budget / L * s // vb)), dtype=np.int64)
+    capacities = [np.full(L, min(g.num_columns, int(budget / L * s // vb)), dtype=np.int64)
                   for g, s, vb in zip(groups, shares, vector_bytes)]
     return DramPlan(weights, kv_bytes, overflow, budget, capacities, vector_bytes)
 
@@ -74,7 +74,7 @@ def _group_shares(split: str, groups: list[MaskGroup], vector_bytes: list[float]
     if split == "equal":  # equal bytes per masked matrix; up+gate sharing a mask get two
         weights = np.array([g.num_matrices for g in groups], dtype=np.float64)
     else:  # proportional to the bytes each group requests per token, on average
-        weights = np.array([g.mask.mean(dtype=np.float64) * g.mask.shape[2] * vb
+        weights = np.array([g.bits.counts().mean(dtype=np.float64) * vb
                             for g, vb in zip(groups, vector_bytes)], dtype=np.float64)
         if weights.sum() == 0:
             weights = np.ones(len(groups))
@@ -90,6 +90,7 @@ def kv_budget_tokens(hw: HardwareConfig, prompt_len: int, longest_sequence: int)
 
 
 def cache_capacities(hw: HardwareConfig, model: ModelShape, groups: list[MaskGroup],
-                     kv_tokens: float = 0.0, adapter_params: int = 0) -> list[np.ndarray]:
+                     kv_tokens: float = 0.0, adapter_params: int = 0,
+                     predictor_params: int = 0) -> list[np.ndarray]:
     """(L,) column capacities per group: the torch-free entry point for workloads (DIP-CA)."""
-    return plan_dram(hw, model, groups, kv_tokens, adapter_params).capacities
+    return plan_dram(hw, model, groups, kv_tokens, adapter_params, predictor_params).capacities

@@ -51,11 +51,12 @@ def _served_from_dram(hw, plan, needed, hits):
 
 def _static_bytes(hw, model, trace, plan):
     """Per-layer attention bytes (with the KV cache) and per-token head bytes, split by source."""
-    fp, place = Footprint.of(model, hw, trace.adapter_params), hw.placement
-    w = fp.attention_bytes_per_layer + fp.adapter_bytes_per_layer
+    fp = Footprint.of(model, hw, trace.adapter_params, trace.predictor_params)
+    place = hw.placement
+    w = fp.attention_bytes_per_layer + fp.resident_extra_bytes_per_layer  # + adapters, predictor
     attn_flash = (fp.attention_bytes_per_layer if place.attention == "streamed"
                   else fp.attention_bytes_per_layer * plan.overflow_fraction)
-    attn_flash += fp.adapter_bytes_per_layer * plan.overflow_fraction
+    attn_flash += fp.resident_extra_bytes_per_layer * plan.overflow_fraction
     kv = kv_lengths(hw, trace) * fp.kv_bytes_per_token_per_layer
     emb_flash = fp.embedding_row_bytes if place.embedding == "streamed" else 0.0
     head_flash = fp.lm_head_bytes if place.lm_head == "streamed" else \

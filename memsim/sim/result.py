@@ -35,7 +35,12 @@ class Result:
     breakdown_s: dict[str, float]
     busy_s: dict[str, float]
     flash_bytes_per_token: float  # payload the masks need from flash
-    flash_device_bytes_per_token: float  # what the device reads (page rounding)
+    flash_device_bytes_per_token: float  # what the device reads (whole pages, merged gaps)
+    flash_requests_per_token: float  # read requests issued (memsim/sim/flash_reads.py)
+    flash_payload_bytes_total: float  # over all tokens
+    flash_device_bytes_total: float
+    flash_requests_total: float
+    effective_flash_bandwidth_Bps: float | None  # payload / flash busy time (None: analytic)
     dram_read_bytes_per_token: float
     dram_write_bytes_per_token: float
     ops_per_token: float
@@ -57,8 +62,12 @@ class Result:
                 ("time/token", f"{self.time_per_token_s * 1e3:.3f} ms"),
                 ("time to first token", f"{self.ttft_s * 1e3:.3f} ms")]
         rows += [(f"  {k}", f"{v * 1e3:.3f} ms") for k, v in self.breakdown_s.items()]
-        rows += [("flash MB/token", f"{self.flash_bytes_per_token / mb:.3f}"),
-                 ("DRAM read MB/token", f"{self.dram_read_bytes_per_token / mb:.3f}"),
+        rows += [("flash MB/token", f"{self.flash_bytes_per_token / mb:.3f} payload, "
+                                    f"{self.flash_device_bytes_per_token / mb:.3f} read"),
+                 ("flash requests/token", f"{self.flash_requests_per_token:.1f}")]
+        if self.effective_flash_bandwidth_Bps is not None:
+            rows.append(("effective flash GB/s", f"{self.effective_flash_bandwidth_Bps / 1e9:.3f}"))
+        rows += [("DRAM read MB/token", f"{self.dram_read_bytes_per_token / mb:.3f}"),
                  ("cache hit rate", f"{self.hit_rate:.4f}"),
                  ("DRAM used", f"{self.dram_used_bytes / 1e9:.3f} GB")]
         if self.energy_per_token_J is not None:

@@ -9,7 +9,9 @@ from memsim.cache import CacheOutcome
 from memsim.core.errors import ConfigError
 from memsim.core.schema import to_plain
 from memsim.hw.config import HardwareConfig, load_hw
-from memsim.sim.costs import StepCosts, build_prefill_costs, build_step_costs, cache_outcome
+from memsim.hw.layouts import Layout, load_layout
+from memsim.sim.costs import (StepCosts, build_prefill_costs, build_step_costs, cache_outcome,
+                              group_geometries)
 from memsim.sim.engine import DecodeRun, TokenTimes
 from memsim.sim.plan import DramPlan, kv_budget_tokens, plan_dram
 from memsim.sim.reference import analytic_token_times
@@ -36,9 +38,10 @@ def simulate(hw: HardwareConfig | str | Path, model: ModelShape | str | None,
     if mode not in MODES:
         raise ConfigError(f"unknown mode {mode!r}", key_path="mode", allowed=", ".join(MODES))
     plan = plan_dram(hw, model, trace.groups(), _kv_budget_tokens(hw, trace),
-                     trace.adapter_params)
-    outcome = cache_outcome(hw, trace, plan)
-    costs = build_step_costs(hw, model, trace, plan, outcome)
+                     trace.adapter_params, trace.predictor_params)
+    geometries = group_geometries(hw, trace, plan, _layout(hw, model))
+    outcome = cache_outcome(hw, trace, plan, geometries)
+    costs = build_step_costs(hw, model, trace, plan, outcome, geometries)
     if mode == "event":
         times = DecodeRun(costs, hw.timing.prefetch_next_layer,
                           hw.timing.flash_dram_concurrent).run(trace.sequences())
@@ -62,6 +65,15 @@ def _check_fits(model: ModelShape, trace: Trace) -> None:
                               f"{getattr(trace.model, key)}), not {model.name} "
                               f"({getattr(model, key)})", key_path=f"model.{key}",
                               allowed=f"a model with {key}={getattr(trace.model, key)}")
+
+
+def _layout(hw: HardwareConfig, model: ModelShape) -> Layout | None:
+    """The flash layout `hw` names (checked against the model), or None: model order."""
+    if hw.flash.layout is None:
+        return None
+    layout = load_layout(hw.flash.layout)
+    layout.check_model(model, source=hw.flash.layout)
+    return layout
 
 
 def _kv_budget_tokens(hw: HardwareConfig, trace: Trace) -> float:
@@ -112,6 +124,14 @@ def _energy(hw: HardwareConfig, costs: StepCosts) -> float | None:
     return float(pj.mean() * 1e-12)
 
 
+def _effective_bandwidth(mode: str, costs: StepCosts, times: TokenTimes) -> float | None:
+    """Payload bytes per second of flash busy time (event mode; None without a timeline)."""
+    busy = float(times.busy_flash_s.sum())
+    if mode != "event" or busy <= 0:
+        return None
+    return float(costs.flash_bytes.sum()) / busy
+
+
 def _make_result(hw, model, trace, mode, plan, outcome, costs, times, ttft) -> Result:
     hit_rate, per_layer = _hit_rates(hw, trace, plan, outcome)
     cache_bytes = float(sum((outcome.resident[:, g, :].max(axis=0) * vb).sum()
@@ -133,6 +153,11 @@ def _make_result(hw, model, trace, mode, plan, outcome, costs, times, ttft) -> R
         busy_s={k: float(v.mean()) for k, v in busy.items()},
         flash_bytes_per_token=float(costs.flash_bytes.mean()),
         flash_device_bytes_per_token=float(costs.flash_device_bytes.mean()),
+        flash_requests_per_token=float(costs.flash_requests.mean()),
+        flash_payload_bytes_total=float(costs.flash_bytes.sum()),
+        flash_device_bytes_total=float(costs.flash_device_bytes.sum()),
+        flash_requests_total=float(costs.flash_requests.sum()),
+        effective_flash_bandwidth_Bps=_effective_bandwidth(mode, costs, times),
         dram_read_bytes_per_token=float(costs.dram_read_bytes.mean()),
         dram_write_bytes_per_token=float(costs.dram_write_bytes.mean()),
         ops_per_token=float(costs.ops.mean()), hit_rate=hit_rate, hit_rate_per_layer=per_layer,
@@ -143,4 +168,7 @@ def _make_result(hw, model, trace, mode, plan, outcome, costs, times, ttft) -> R
                                                                     plan.capacities)},
         energy_per_token_J=_energy(hw, costs),
         per_token={"time_s": times.time_s.tolist(),
-                   **{f"{k}_s": v.tolist() for k, v in breakdown.items()}})
+                   **{f"{k}_s": v.tolist() for k, v in breakdown.items()},
+                   "flash_requests": costs.flash_requests.tolist(),
+                   "flash_payload_bytes": costs.flash_bytes.tolist(),
+                   "flash_device_bytes": costs.flash_device_bytes.tolist()})

@@ -75,8 +75,8 @@ def _dip_ca_capacities(point: SweepPoint) -> list[list[int]]:
     """Per-layer columns of the up_gate and down caches, as the simulator will size them."""
     model = load_model_shape(point.spec.model)
     L, H, I = model.num_hidden_layers, model.hidden_size, model.intermediate_size
-    groups = [MaskGroup("up_gate", np.zeros((1, L, H), bool), I, 2, "up"),
-              MaskGroup("down", np.zeros((1, L, I), bool), H, 1, "down")]
+    groups = [MaskGroup.from_mask("up_gate", np.zeros((1, L, H), bool), I, 2, "up"),
+              MaskGroup.from_mask("down", np.zeros((1, L, I), bool), H, 1, "down")]
     t = point.spec.trace
     longest = t.window_len if t.source == "model" else t.tokens
     prompt = 0 if t.source == "model" else t.prompt_len

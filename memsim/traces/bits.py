@@ -6,6 +6,8 @@ machine operation. Speed shortcut used by the batch cache policies and trace sto
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 WORD_BITS = 64
@@ -35,3 +37,36 @@ def unpack_words(words: np.ndarray, num_columns: int) -> np.ndarray:
 def popcount(words: np.ndarray) -> np.ndarray:
     """Set bits per word (numpy >= 2.0 has a vectorised popcount)."""
     return np.bitwise_count(words)
+
+
+class PackedMasks(NamedTuple):
+    """(T, L, N) boolean masks held as (T, L, ceil(N/64)) uint64 words, with N."""
+
+    words: np.ndarray
+    num_columns: int
+
+    @classmethod
+    def pack(cls, mask: np.ndarray) -> "PackedMasks":
+        mask = np.asarray(mask, dtype=bool)
+        return cls(pack_words(mask), int(mask.shape[-1]))
+
+    def unpack(self) -> np.ndarray:
+        return unpack_words(self.words, self.num_columns)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """The unpacked (T, L, N)."""
+        return self.words.shape[:-1] + (self.num_columns,)
+
+    def counts(self) -> np.ndarray:
+        """(T, L) int64 set columns."""
+        return popcount(self.words).sum(axis=-1, dtype=np.int64)
+
+
+def as_packed(masks) -> PackedMasks:
+    """Boolean (..., N) masks or PackedMasks -> PackedMasks (packing booleans once)."""
+    if isinstance(masks, PackedMasks):
+        return masks
+    if hasattr(masks, "bits") and isinstance(masks.bits, PackedMasks):  # a MaskGroup
+        return masks.bits
+    return PackedMasks.pack(masks)

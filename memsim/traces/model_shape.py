@@ -34,11 +34,18 @@ class ModelShape:
     kv_values_per_token_per_layer: int = field(init=False)
 
     def __post_init__(self) -> None:
-        for key in ("num_hidden_layers", "hidden_size", "intermediate_size",
-                    "num_attention_heads", "num_key_value_heads", "vocab_size"):
-            if int(getattr(self, key)) <= 0:
-                raise ConfigError(f"must be a positive integer, got {getattr(self, key)!r}",
-                                  source=f"model {self.name}", key_path=key, allowed="> 0")
+        where = f"model {self.name}"
+        for key, limit in _LIMITS.items():
+            value = getattr(self, key)
+            if not _is_int(value) or not 0 < value <= limit:
+                raise ConfigError(f"must be a positive integer up to {limit:,}, got {value!r}",
+                                  source=where, key_path=key, allowed=f"1..{limit:,}")
+        if not _is_int(self.head_dim) or not 0 <= self.head_dim <= _LIMITS["hidden_size"]:
+            raise ConfigError(f"must be an integer >= 0, got {self.head_dim!r}", source=where,
+                              key_path="head_dim", allowed="0 (= hidden_size / heads) or more")
+        if not isinstance(self.tie_word_embeddings, bool):
+            raise ConfigError(f"must be true or false, got {self.tie_word_embeddings!r}",
+                              source=where, key_path="tie_word_embeddings", allowed="bool")
         if self.num_attention_heads % self.num_key_value_heads:
             raise ConfigError("num_attention_heads must be a multiple of num_key_value_heads",
                               source=f"model {self.name}", key_path="num_key_value_heads")
@@ -65,6 +72,9 @@ class ModelShape:
 
     @classmethod
     def from_dict(cls, data: dict, *, source: str = "<api>") -> "ModelShape":
+        if not isinstance(data, dict):
+            raise ConfigError(f"a model shape is a mapping, got {type(data).__name__}",
+                              source=source, key_path="model")
         names = {f.name for f in dataclasses.fields(cls) if f.init}
         unknown = set(data) - names
         if unknown:
@@ -74,6 +84,19 @@ class ModelShape:
             return cls(**data)
         except TypeError as exc:
             raise ConfigError(str(exc), source=source, allowed=", ".join(sorted(names))) from None
+        except ConfigError as exc:
+            raise ConfigError(exc.message, source=source, key_path=exc.key_path,
+                              allowed=exc.allowed) from None
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+# Sanity limits: far beyond any released decoder, small enough that byte counts stay exact.
+_LIMITS = {"num_hidden_layers": 10_000, "hidden_size": 1 << 20, "intermediate_size": 1 << 22,
+           "num_attention_heads": 1 << 14, "num_key_value_heads": 1 << 14,
+           "vocab_size": 1 << 24}
 
 
 # Presets looked up by name (gpt-fast style). Figures from each model's HF config.json
@@ -96,15 +119,23 @@ _HF_KEYS = ("num_hidden_layers", "hidden_size", "intermediate_size", "num_attent
             "num_key_value_heads", "vocab_size", "head_dim", "tie_word_embeddings")
 
 
-def model_from_hf_config(config: dict, name: str) -> ModelShape:
+def model_from_hf_config(config: dict, name: str, source: str = "") -> ModelShape:
     """A shape from a Hugging Face config dict (missing num_key_value_heads = MHA)."""
+    source = source or name
+    if not isinstance(config, dict):
+        raise ConfigError(f"a config.json holds a JSON object, got {type(config).__name__}",
+                          source=source, allowed="a Hugging Face config.json")
     values = {k: config[k] for k in _HF_KEYS if config.get(k) is not None}
     values.setdefault("num_key_value_heads", config.get("num_attention_heads", 0))
     missing = [k for k in _HF_KEYS[:5] if k not in values]
     if missing:
         raise ConfigError(f"config has no {missing} (not a SwiGLU decoder config?)",
-                          source=name, key_path=missing[0])
-    return ModelShape(name=name, **values)
+                          source=source, key_path=missing[0])
+    try:
+        return ModelShape(name=name, **values)
+    except ConfigError as exc:  # name the file, not the shape
+        raise ConfigError(exc.message, source=source, key_path=exc.key_path,
+                          allowed=exc.allowed) from None
 
 
 def load_model_shape(name_or_path: str) -> ModelShape:
@@ -115,9 +146,23 @@ def load_model_shape(name_or_path: str) -> ModelShape:
     if path.is_dir():
         path = path / "config.json"
     if not path.is_file():
-        raise ConfigError(f"no model preset or config.json called {name_or_path!r}",
-                          source="<model>", key_path="model",
+        raise ConfigError(f"no model preset or config.json called {str(name_or_path)!r}",
+                          source=str(name_or_path), key_path="model",
                           allowed=", ".join(MODEL_PRESETS) + ", or a path to a HF config.json")
-    config = json.loads(path.read_text())
-    config = config.get("text_config", config)  # multimodal wrappers keep the LM inside
-    return model_from_hf_config(config, name=str(name_or_path))
+    config = _read_json(path)
+    if isinstance(config, dict) and isinstance(config.get("text_config"), dict):
+        config = config["text_config"]  # multimodal wrappers keep the LM inside
+    return model_from_hf_config(config, name=str(name_or_path), source=str(path))
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror or exc}", source=str(path)) from None
+    except UnicodeDecodeError:
+        raise ConfigError("not UTF-8 text", source=str(path),
+                          allowed="a UTF-8 JSON config.json") from None
+    except ValueError as exc:
+        raise ConfigError(f"not valid JSON ({exc})", source=str(path),
+                          allowed="a Hugging Face config.json") from None

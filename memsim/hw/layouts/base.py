@@ -1,0 +1,161 @@
+"""The flash layout file: an order of columns per layer and mask group.
+
+`order[g][l, s]` is the column stored in slot s of layer l's region of group g (a
+permutation of 0..N-1); groups a layout does not name stay in model order. Stored as .npz:
+`order_<group>` int32 arrays and `meta`, a JSON string with the format version, the model
+shape, the method and the trace it was built from (path, checksum, tokens). Loading never
+unpickles. Checks on load: every order a permutation of the group's columns, shapes that fit
+the model; on use: the same model as the trace simulated.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from memsim.core.errors import ConfigError
+from memsim.core.registry import Registry
+from memsim.traces import ModelShape, Trace
+
+FORMAT_VERSION = 1
+LAYOUT_METHODS: Registry[Callable[[np.ndarray], np.ndarray]] = Registry("layout method")
+GROUP_WIDTH = {"up_gate": "H", "up": "H", "gate": "H", "up_rows": "I", "down": "I",
+               "neurons": "I"}
+
+
+@dataclass(frozen=True, eq=False)
+class Layout:
+    """Per mask group, (L, N) int32: slot -> column. See the module docstring."""
+
+    model: ModelShape
+    orders: dict[str, np.ndarray]
+    method: str = "identity"
+    built_from: dict = field(default_factory=dict)
+    source: str = "<api>"  # the file it was read from, for errors
+
+    def __post_init__(self) -> None:
+        L = self.model.num_hidden_layers
+        for name, order in self.orders.items():
+            if name not in GROUP_WIDTH:
+                raise ConfigError(f"unknown mask group {name!r}", source=self.source,
+                                  key_path=f"order_{name}", allowed=", ".join(GROUP_WIDTH))
+            width = _width(name, self.model)
+            if order.shape != (L, width):
+                raise ConfigError(f"order shape {order.shape} does not fit model "
+                                  f"{self.model.name}", source=self.source,
+                                  key_path=f"order_{name}", allowed=f"({L}, {width})")
+            if not (np.sort(order, axis=1) == np.arange(width)).all():
+                raise ConfigError("not a permutation of the columns in every layer",
+                                  source=self.source, key_path=f"order_{name}",
+                                  allowed=f"each row a permutation of 0..{width - 1}")
+
+    def positions(self, group: str) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """((L, N) column -> slot, (L, N) slot -> column), or (None, None) in model order."""
+        order = self.orders.get(group)
+        if order is None or self.is_identity(group):
+            return None, None
+        cache = self.__dict__.setdefault("_pos", {})
+        if group not in cache:
+            pos = np.empty_like(order)
+            np.put_along_axis(pos, order, np.arange(order.shape[1], dtype=order.dtype)[None],
+                              axis=1)
+            cache[group] = (pos, order)
+        return cache[group]
+
+    def is_identity(self, group: str) -> bool:
+        order = self.orders.get(group)
+        return order is None or bool((order == np.arange(order.shape[1])).all())
+
+    def check_model(self, model: ModelShape, source: str) -> None:
+        """A layout only fits the model it was built for (layers and widths)."""
+        keys = ("num_hidden_layers", "hidden_size", "intermediate_size")
+        if any(getattr(model, k) != getattr(self.model, k) for k in keys):
+            raise ConfigError(f"layout was built for {self.model.name} "
+                              f"(L={self.model.num_hidden_layers}, H={self.model.hidden_size}, "
+                              f"I={self.model.intermediate_size}), not {model.name}",
+                              source=source, key_path="flash.layout",
+                              allowed=f"a layout built on a {model.name} trace")
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        if path.suffix != ".npz":
+            path = path.with_suffix(".npz")
+        meta = {"format_version": FORMAT_VERSION, "model": self.model.to_dict(),
+                "method": self.method, "built_from": self.built_from,
+                "groups": sorted(self.orders)}
+        arrays = {f"order_{k}": v.astype(np.int32) for k, v in self.orders.items()}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        try:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, meta=np.array(json.dumps(meta)), **arrays)
+            tmp.replace(path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return path
+
+
+def _width(group: str, model: ModelShape) -> int:
+    return model.hidden_size if GROUP_WIDTH[group] == "H" else model.intermediate_size
+
+
+def load_layout(path: str | Path) -> Layout:
+    """Read and check a layout file; every problem is a ConfigError naming the file."""
+    path = Path(path)
+    where = str(path)
+    if not path.is_file():
+        raise ConfigError("no such layout file", source=where, key_path="flash.layout",
+                          allowed="a .npz written by `memsim layout build`")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if not isinstance(data, np.lib.npyio.NpzFile) or "meta" not in data.files:
+                raise ConfigError("not a layout file", source=where,
+                                  allowed="a .npz written by `memsim layout build`")
+            meta = json.loads(str(data["meta"]))
+            orders = {n[6:]: data[n] for n in data.files if n.startswith("order_")}
+    except ConfigError:
+        raise
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, UnicodeDecodeError,
+            TypeError) as exc:
+        raise ConfigError(f"cannot read layout ({type(exc).__name__}: {exc})", source=where,
+                          allowed="a .npz written by `memsim layout build`") from None
+    if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION:
+        raise ConfigError("unsupported or missing format_version", source=where,
+                          key_path="format_version", allowed=str(FORMAT_VERSION))
+    for name, order in orders.items():
+        if order.dtype.kind not in "iu" or order.ndim != 2:
+            raise ConfigError(f"order must be a 2-D integer array, got {order.dtype} "
+                              f"{order.shape}", source=where, key_path=f"order_{name}")
+    model = ModelShape.from_dict(meta.get("model"), source=where)
+    return Layout(model, {k: v.astype(np.int32) for k, v in orders.items()},
+                  str(meta.get("method", "?")), dict(meta.get("built_from") or {}), where)
+
+
+def build_layout(trace: Trace, method: str, *, trace_path: str | None = None) -> Layout:
+    """A layout for every mask group of `trace`, each layer ordered by `method`."""
+    order_of = LAYOUT_METHODS.get(method, key_path="--method")
+    orders = {}
+    for group in trace.groups():
+        words = group.bits.words  # (T, L, W)
+        orders[group.name] = np.stack([
+            order_of(np.ascontiguousarray(words[:, layer]), group.num_columns)
+            for layer in range(trace.num_layers)]).astype(np.int32)
+    built_from = {"tokens": trace.num_tokens, "method": trace.method,
+                  "method_params": trace.method_params, "source": trace.source}
+    if trace_path is not None:
+        built_from.update(trace=str(trace_path), sha256=file_digest(trace_path))
+    return Layout(trace.model, orders, method, built_from)
+
+
+def file_digest(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
