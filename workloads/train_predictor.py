@@ -246,9 +246,10 @@ def _finish(config: PredictorTrainConfig, loaded, corpus, net, k: int, train, he
     tmp = out / f".{WEIGHTS_FILE}.tmp"
     save_weights(net, tmp)
     tmp.replace(out / WEIGHTS_FILE)
-    atomic_write_text(out / RECORD_FILE, json.dumps(record, indent=2) + "\n")
+    text = json.dumps(record, indent=2) + "\n"
+    atomic_write_text(out / RECORD_FILE, text)
     shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
-    return record
+    return json.loads(text)  # as a finished folder returns it (lists, not tuples)
 
 
 def _record(config: PredictorTrainConfig, loaded, corpus, net, k: int, train, heldout,
