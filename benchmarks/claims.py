@@ -252,7 +252,9 @@ def _adapter_params(row) -> int:
 
 def write_markdown(smol_table, lora_lines, results, args) -> None:
     from claims_text import render  # the prose lives apart from the numbers (same folder)
+    predictor = DOCS / "predictor_results.md"  # section 5: benchmarks/predictor_table.py
     (DOCS / "results.md").write_text(render(
+        predictor=predictor.read_text() if predictor.is_file() else "",
         perplexity=perplexity_table(smol_table), cache_aware=cache_aware_table(smol_table),
         lora=lora_lines, phi3_reference=phi3_table(results, "paper_reference"),
         phi3_flagship=phi3_table(results, "flagship"), headline=headline(results),

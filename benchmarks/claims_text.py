@@ -108,11 +108,14 @@ each 128-token sequence (the cache starts empty, as in the authors' model) and b
   writes, and dense streaming reads large contiguous blocks at full sequential bandwidth.
   Where DIP's rows fall below dense's here, that is why; bundling and larger, row-contiguous
   reads (LLM-in-a-flash) are the remedy the paper's setting assumes away.
-"""
+{predictor}"""
 
 
 def render(*, perplexity, cache_aware, lora, phi3_reference, phi3_flagship, headline, windows,
-           smol_caps, phi3_tokens, phi3_sequences, minutes: str = "20 minutes") -> str:
+           smol_caps, phi3_tokens, phi3_sequences, minutes: str = "20 minutes",
+           predictor: str = "") -> str:
+    """docs/results.md; `predictor` is docs/predictor_results.md (section 5, written by
+    benchmarks/predictor_table.py), included as it is."""
     lora_text = "\n".join(lora) if lora else ("_No adapter found: run `memsim finetune` "
                                               "first (docs/lora.md)._")
     return TEMPLATE.format(perplexity="\n".join(perplexity),
@@ -122,4 +125,4 @@ def render(*, perplexity, cache_aware, lora, phi3_reference, phi3_flagship, head
                            headline="\n".join(headline), windows=windows,
                            cap_lo=smol_caps[0] * 1e3, cap_hi=smol_caps[-1] * 1e3,
                            phi3_tokens=phi3_tokens, phi3_sequences=phi3_sequences,
-                           minutes=minutes)
+                           minutes=minutes, predictor=("\n" + predictor) if predictor else "")

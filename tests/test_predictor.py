@@ -101,8 +101,7 @@ def test_predicted_neurons_are_the_topk_of_the_networks_scores(tiny):
     weights = load_file(str(tiny["out"] / WEIGHTS_FILE))
     down = recorder.stack(96, "down")  # (T, L, I): the neuron masks
     for layer in range(2):
-        scores = inputs[layer] @ weights[f"reduce.{layer}.weight"].T \
-            @ weights[f"expand.{layer}.weight"].T  # (T, I)
+        scores = inputs[layer] @ weights["reduce"][layer].T @ weights["expand"][layer].T  # (T, I)
         expected = torch.zeros_like(scores, dtype=torch.bool)
         expected.scatter_(1, scores.topk(48, dim=1).indices, True)
         assert torch.equal(torch.from_numpy(down[:, layer]), expected)
@@ -167,8 +166,7 @@ def test_recall_equals_a_direct_computation(tiny):
                 for layer, mlp in enumerate(loaded.mlps):
                     x = inputs[layer]  # (W, H)
                     h = torch.nn.functional.silu(mlp.mlp.gate_proj(x)) * mlp.mlp.up_proj(x)
-                    scores = x @ weights[f"reduce.{layer}.weight"].T \
-                        @ weights[f"expand.{layer}.weight"].T
+                    scores = x @ weights["reduce"][layer].T @ weights["expand"][layer].T
                     true = h.abs().topk(k, dim=1).indices
                     predicted = scores.topk(k, dim=1).indices
                     hits[layer] += sum(len(set(p.tolist()) & set(t.tolist()))

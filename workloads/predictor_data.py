@@ -61,20 +61,20 @@ def observe(loaded: LoadedModel, ids: np.ndarray, see: See, progress: bool = Fal
 
 @dataclass
 class Activations:
-    """Per layer, the dense model's MLP inputs and |h| on some windows (training data)."""
+    """Every layer's dense-model MLP inputs and |h| on some windows (training data)."""
 
-    x: list[torch.Tensor]  # per layer (N, H) float32, N = windows x window_len tokens
-    h_abs: list[torch.Tensor]  # per layer (N, I) float16; only ranked (labels)
+    x: torch.Tensor  # (L, N, H) float32, N = windows x window_len tokens
+    h_abs: torch.Tensor  # (L, N, I) float16; only ranked (labels)
     split: str
     starts: list  # (document, first token) per window, as workloads.corpus.Windows
 
     @property
     def num_tokens(self) -> int:
-        return int(self.x[0].shape[0])
+        return int(self.x.shape[1])
 
-    def labels(self, k: int) -> list[torch.Tensor]:
-        """Per layer (N, I) bool: the top-k neurons of |h| per token."""
-        return [torch.from_numpy(topk_rows(as_rows(h), k)) for h in self.h_abs]
+    def labels(self, k: int) -> torch.Tensor:
+        """(L, N, I) bool: the top-k neurons of |h| per token and layer."""
+        return torch.stack([torch.from_numpy(topk_rows(as_rows(h), k)) for h in self.h_abs])
 
 
 def collect(loaded: LoadedModel, ids: np.ndarray, split: str, starts: list,
@@ -82,15 +82,14 @@ def collect(loaded: LoadedModel, ids: np.ndarray, split: str, starts: list,
     """x and |h| of every layer on windows ids (N, W) of `split`."""
     L, H, I = (loaded.shape.num_hidden_layers, loaded.shape.hidden_size,
                loaded.shape.intermediate_size)
-    num_tokens = ids.size
-    xs = [torch.empty(num_tokens, H) for _ in range(L)]
-    hs = [torch.empty(num_tokens, I, dtype=torch.float16) for _ in range(L)]
+    xs = torch.empty(L, ids.size, H)  # (L, N, H)
+    hs = torch.empty(L, ids.size, I, dtype=torch.float16)  # (L, N, I)
     offset = [0] * L
 
     def keep(layer: int, x: torch.Tensor, h: torch.Tensor) -> None:
         n = x.shape[0] * x.shape[1]
-        xs[layer][offset[layer]:offset[layer] + n] = x.reshape(n, H).float()
-        hs[layer][offset[layer]:offset[layer] + n] = h.reshape(n, I).abs().half()
+        xs[layer, offset[layer]:offset[layer] + n] = x.reshape(n, H).float()
+        hs[layer, offset[layer]:offset[layer] + n] = h.reshape(n, I).abs().half()
         offset[layer] += n
 
     observe(loaded, ids, keep, progress, desc="collect activations")
