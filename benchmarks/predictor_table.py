@@ -1,8 +1,8 @@
 """Regenerate docs/predictor_results.md: the trained-predictor baseline (Deja Vu style, issue
 13) against DIP, CATS and GLU pruning on SmolLM2-135M, with real masks.
 
-    PYTHONPATH=. .venv/bin/python benchmarks/predictor_table.py [--windows 8] [--ranks 16,64]
-        [--steps 150] [--out runs/predictor_table]
+    PYTHONPATH=. .venv/bin/python benchmarks/predictor_table.py [--windows 8]
+        [--ranks 16,64,128] [--steps N] [--out runs/predictor_table]
 
 1. Predictors: one per (rank, density), trained by workloads.train_predictor on 32 windows of
    128 tokens of the `train` split (the other plays; one dense pass collects the activations
@@ -46,9 +46,15 @@ DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 
 # ---------------------------------------------------------------- 1. predictors
+def predictor_config(args) -> PredictorTrainConfig:
+    """memsim train-predictor's defaults, with --steps if given."""
+    base = PredictorTrainConfig()
+    return base if args.steps is None else dataclasses.replace(base, steps=args.steps)
+
+
 def train_all(loaded, corpus, args, out: Path) -> dict:
     """(rank, density) -> predictor.json record; activations collected once, if needed."""
-    base = PredictorTrainConfig(steps=args.steps)
+    base = predictor_config(args)
     configs = {(r, d): dataclasses.replace(base, rank=r, density=d)
                for r in args.ranks for d in DENSITIES}
     folders = {key: out / "predictors" / f"r{key[0]}_d{key[1]}" for key in configs}
@@ -96,19 +102,21 @@ def evaluate_all(loaded, corpus, args, out: Path) -> list[dict]:
         start = time.perf_counter()
         if (folder / "results.json").is_file():  # finished earlier: reuse
             summary = json.loads((folder / "results.json").read_text())
-            ppl, achieved = summary["perplexity"], summary["mlp_density"]
+            ppl, achieved, eval_s = (summary["perplexity"], summary["mlp_density"],
+                                     summary["wall_s"])
             trace = Trace.load(folder / "trace.npz")
         else:
             result = evaluate(loaded, method, params, corpus=corpus, windows=args.windows,
                               window_len=256, seed=0, progress=False, out_dir=folder)
             ppl, achieved, trace = result.perplexity, result.mlp_density, result.trace
+            eval_s = result.wall_s
         if label == "oracle":  # GLU's top-k of |h| applied to whole neurons, no predictor
             trace = Trace(neurons=trace.down, model=trace.model, method="oracle",
                           method_params={"keep_fraction": density},
                           sequence_lengths=trace.sequence_lengths, source=trace.source)
             achieved = float(trace.mlp_density().mean())
         rows.append(dict(label=label, method=method, target=density, ppl=ppl,
-                         density=achieved, trace=trace))
+                         density=achieved, trace=trace, eval_s=eval_s))
         print(f"{label:16s} d={density:.1f} ppl {ppl:9.2f} density {achieved:.3f} "
               f"({time.perf_counter() - start:.0f} s)", flush=True)
     return rows
@@ -122,7 +130,7 @@ def throughput(rows: list[dict]) -> dict:
         base = load_hw(preset)
         per_row = {}
         for row in rows:
-            if row["method"] in ("glu", "cats"):
+            if row["label"] in ("glu", "cats"):
                 continue  # their tokens/s is in docs/results.md; here: DIP vs predictors
             rates = []
             for mb in DRAM_MB:
@@ -162,15 +170,16 @@ def perplexity_table(rows, ranks, records) -> list[str]:
 
 
 def training_table(records, ranks, collect_s: float | None) -> list[str]:
-    lines = ["| rank | params (all layers) | % of MLP | 16-bit MB | density | held-out recall "
-             "(mean, min-max over layers) | random | fit s | fit CPU s |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| rank | params (all layers) | % of MLP params | 16-bit MB (% of the 4-bit MLP) "
+             "| density | held-out recall (mean, min-max over layers) | random | fit s | "
+             "fit CPU s |", "|---|---|---|---|---|---|---|---|---|"]
     for r in ranks:
         for d in DENSITIES:
             rec = records[r, d]
             per = rec["recall"]["per_layer"]
             lines.append(f"| {r} | {rec['num_params']:,} | {rec['fraction_of_mlp_params']:.1%} "
-                         f"| {rec['num_params'] * 2 / 1e6:.1f} | {d} | "
+                         f"| {rec['num_params'] * 2 / 1e6:.1f} "
+                         f"({rec['fraction_of_mlp_params'] * 16 / 4:.0%}) | {d} | "
                          f"{rec['recall']['mean']:.3f} ({min(per):.2f}-{max(per):.2f}) | "
                          f"{rec['recall']['random_guess']:.2f} | {rec['wall_s']['fit']:.0f} | "
                          f"{rec['fit_cpu_s']:.0f} |")
@@ -195,54 +204,83 @@ def throughput_table(rows, rates: dict, preset: str, ranks) -> list[str]:
 
 
 def verdict(rows, rates: dict, ranks) -> list[str]:
-    """Plain statements computed from the tables: accuracy, then tokens/s at equal DRAM."""
+    """Plain statements computed from the tables: accuracy at equal density, tokens/s at
+    equal density and DRAM."""
     lines = []
     for d in DENSITIES:
-        dip = _row(rows, "dip", d)
-        preds = [_row(rows, f"predictor r{r}", d) for r in ranks]
-        best = min(preds, key=lambda p: p["ppl"])
-        oracle = _row(rows, "oracle", d)
+        dip, oracle = _row(rows, "dip", d), _row(rows, "oracle", d)
+        best = min((_row(rows, f"predictor r{r}", d) for r in ranks), key=lambda p: p["ppl"])
         lines.append(f"- **Accuracy at density {d}**: DIP {dip['ppl']:.2f}, best predictor "
                      f"({best['label']}) {best['ppl']:.2f}, oracle neuron set "
-                     f"{oracle['ppl']:.2f}: " + ("DIP is more accurate." if dip["ppl"] <
-                                                 best["ppl"] else
-                                                 "the predictor is more accurate."))
+                     f"{oracle['ppl']:.2f}: "
+                     + ("DIP is more accurate." if dip["ppl"] < best["ppl"]
+                        else "the predictor is at least as accurate."))
     for preset in PRESETS:
+        counts = []
         for r in ranks:
-            wins, total = 0, 0
-            for d in DENSITIES:
-                dip, pred = rates[preset][("dip", d)], rates[preset][(f"predictor r{r}", d)]
-                wins += int((dip > pred).sum())
-                total += len(DRAM_MB)
-            lines.append(f"- **tokens/s on {preset}, DIP vs predictor r{r}** (same density, "
-                         f"same DRAM): DIP faster at {wins} of {total} points.")
-    lines += dominance(rows, rates, ranks)
+            wins = sum(int((rates[preset][("dip", d)] > rates[preset][(f"predictor r{r}", d)])
+                           .sum()) for d in DENSITIES)
+            counts.append(f"r{r}: DIP faster at {wins} of {len(DENSITIES) * len(DRAM_MB)}")
+        lines.append(f"- **tokens/s on {preset} at the same density and DRAM**: "
+                     + "; ".join(counts) + ".")
     return lines
 
 
-def dominance(rows, rates: dict, ranks) -> list[str]:
-    """Predictor points that no DIP point matches on both axes (perplexity no worse,
-    tokens/s no lower) at the same DRAM: where the claim fails."""
+def equal_accuracy(rows, rates: dict, preset: str, ranks) -> list[tuple]:
+    """Per DIP density d (its perplexity the budget): per DRAM size, the best tokens/s of DIP
+    points and of predictor points (label, density, rate; None if none qualifies) whose
+    perplexity is no worse than the budget."""
+    predictors = [_row(rows, f"predictor r{r}", d) for r in ranks for d in DENSITIES]
     out = []
-    for preset in PRESETS:
-        beaten, total = [], 0
-        for r in ranks:
-            for d in DENSITIES:
-                pred = _row(rows, f"predictor r{r}", d)
-                for i, mb in enumerate(DRAM_MB):
-                    total += 1
-                    rate = rates[preset][(pred["label"], d)][i]
-                    if not any(_row(rows, "dip", e)["ppl"] <= pred["ppl"]
-                               and rates[preset][("dip", e)][i] >= rate for e in DENSITIES):
-                        beaten.append(f"r{r} d{d} at {mb} MB")
-        out.append(f"- **{preset}, both axes**: {total - len(beaten)} of {total} predictor "
-                   "points are matched or beaten by a DIP point at the same DRAM (perplexity "
-                   "no worse and tokens/s no lower)"
-                   + (f"; not matched: {', '.join(beaten)}." if beaten else "."))
+    for d in sorted(DENSITIES, reverse=True):
+        budget = _row(rows, "dip", d)["ppl"]
+        dips = [e for e in DENSITIES if _row(rows, "dip", e)["ppl"] <= budget]
+        preds = [p for p in predictors if p["ppl"] <= budget]
+        cells = []
+        for i in range(len(DRAM_MB)):
+            dip_best = max(rates[preset][("dip", e)][i] for e in dips)
+            best = max(preds, key=lambda p: rates[preset][(p["label"], p["target"])][i],
+                       default=None)
+            pred = None if best is None else (
+                best["label"].split()[-1], best["target"],
+                rates[preset][(best["label"], best["target"])][i])
+            cells.append((dip_best, pred))
+        out.append((d, budget, cells))
     return out
 
 
-def render(rows, rates, records, args, wall_s: float, collect_s: float | None) -> str:
+def equal_accuracy_table(rows, rates: dict, preset: str, ranks) -> list[str]:
+    lines = ["| perplexity <= | " + " | ".join(f"{mb} MB" for mb in DRAM_MB) + " |",
+             "|---|" + "---|" * len(DRAM_MB)]
+    for d, budget, cells in equal_accuracy(rows, rates, preset, ranks):
+        text = [f"DIP {dip:.1f} / " + ("no predictor" if pred is None else
+                                        f"{pred[0]} d{pred[1]} {pred[2]:.1f}")
+                for dip, pred in cells]
+        lines.append(f"| {budget:.2f} (DIP d = {d}) | " + " | ".join(text) + " |")
+    return lines
+
+
+def equal_accuracy_verdict(rows, rates: dict, ranks) -> list[str]:
+    lines = []
+    for preset in PRESETS:
+        parts = []
+        for d, budget, cells in equal_accuracy(rows, rates, preset, ranks):
+            if all(pred is None for _, pred in cells):
+                parts.append(f"no predictor is as accurate as DIP at d = {d} "
+                             f"({budget:.2f})")
+                continue
+            faster = sum(pred is not None and pred[2] > dip for dip, pred in cells)
+            parts.append(f"at DIP d = {d}'s perplexity ({budget:.2f}) or better, the best "
+                         f"predictor point is faster than the best DIP point at {faster} of "
+                         f"{len(cells)} DRAM sizes")
+        lines.append(f"- **Equal accuracy, {preset}**: " + "; ".join(parts) + ".")
+    return lines
+
+
+def render(rows, rates, records, args, sim_s: float, collect_s: float | None) -> str:
+    cfg = predictor_config(args)
+    train_s = (collect_s or 0.0) + sum(rec["wall_s"]["fit"] + rec["wall_s"]["recall"]
+                                      for rec in records.values())
     dense_fit = [mb for mb, x in zip(DRAM_MB, rates["flagship"][("dense", 1.0)])
                  if x >= rates["flagship"][("dense", 1.0)].max() * (1 - 1e-9)]
     lines = [
@@ -251,17 +289,24 @@ def render(rows, rates, records, args, wall_s: float, collect_s: float | None) -
         "Generated by `benchmarks/predictor_table.py` (do not edit by hand); regenerate with",
         "",
         f"    PYTHONPATH=. .venv/bin/python benchmarks/predictor_table.py --windows "
-        f"{args.windows} --ranks {','.join(map(str, args.ranks))} --steps {args.steps}",
+        f"{args.windows} --ranks {','.join(map(str, args.ranks))}"
+        + (f" --steps {args.steps}" if args.steps is not None else ""),
         "",
-        f"({wall_s / 60:.0f} min for everything, torch on {os.cpu_count()} CPU cores, 15-min "
-        f"load average {os.getloadavg()[2]:.1f} at the end: other jobs shared the machine.)",
+        f"Time, torch on {os.cpu_count()} CPU cores (15-min load average "
+        f"{os.getloadavg()[2]:.1f} at the end: other jobs shared the machine): training "
+        f"{train_s / 60:.0f} min ({len(records)} predictors, shared activations included), "
+        f"evaluations {sum(r['eval_s'] for r in rows) / 60:.0f} min (without model loading), "
+        f"simulations {sim_s / 60:.0f} min; a rerun reuses finished predictors and "
+        "evaluations in --out.",
         "",
         "The predictor (docs/predictor.md): per layer, scores = W_expand (W_reduce x) with a "
         "rank-r bottleneck, reading the MLP input x; the top round(d I) neurons are read "
         "(rows of W_up and W_gate, column of W_down: one bundle). Trained with "
-        f"`memsim train-predictor` ({args.steps} AdamW steps of 1024 tokens, BCE against the "
-        "dense model's top-k of |h|) on 32 windows of 128 tokens of the training plays; recall "
-        "on 8 held-out windows of the test plays. Density = MLP weights read per token, as "
+        f"`memsim train-predictor` ({cfg.steps} AdamW steps of {cfg.batch_tokens} tokens at "
+        f"peak rate {cfg.lr:g}, BCE against the dense model's top-k of |h|) on "
+        f"{cfg.train_windows} windows of {cfg.window_len} tokens of the training plays; recall "
+        f"on {cfg.recall_windows} held-out windows of the test plays. Density = MLP weights "
+        "read per token, as "
         "for every method; the predictor's own weights are not in it (they are counted in "
         "DRAM and in the per-token reads below).",
         "",
@@ -280,14 +325,21 @@ def render(rows, rates, records, args, wall_s: float, collect_s: float | None) -
         "",
         "The predictor's weights (16-bit) are resident: they shrink the cache budget, are "
         "read every token, and their compute sits before the layer's MLP loads. The oracle "
-        "row has no predictor (a free, perfect one). The dense model fits from "
-        f"{dense_fit[0] if dense_fit else '-'} MB on flagship.",
+        "row has no predictor (a free, perfect one). Dense reaches its all-in-DRAM rate at "
+        f"{dense_fit[0] if dense_fit else '-'} MB on this grid (flagship).",
         "",
     ]
     for preset in PRESETS:
         lines += [f"**{preset}**", "", *throughput_table(rows, rates, preset, args.ranks), ""]
+    lines += ["### At equal accuracy", "",
+              "Best tokens/s of DIP and of any predictor (rank, density) among the points "
+              "whose perplexity is no worse than DIP's at each density, per DRAM size.", ""]
+    for preset in PRESETS:
+        lines += [f"**{preset}**", "", *equal_accuracy_table(rows, rates, preset, args.ranks),
+                  ""]
     lines += ["### Does \"DIP beats predictor-based methods\" hold here?", "",
-              *verdict(rows, rates, args.ranks), ""]
+              *verdict(rows, rates, args.ranks),
+              *equal_accuracy_verdict(rows, rates, args.ranks), ""]
     return "\n".join(lines) + "\n"
 
 
@@ -295,18 +347,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--windows", type=int, default=8)
     parser.add_argument("--ranks", type=lambda s: [int(x) for x in s.split(",")],
-                        default=[16, 64])
-    parser.add_argument("--steps", type=int, default=150)
+                        default=[16, 64, 128])
+    parser.add_argument("--steps", type=int, default=None,
+                        help="training steps (default: memsim train-predictor's)")
     parser.add_argument("--out", default="runs/predictor_table")
     parser.add_argument("--doc", default=str(DOCS / "predictor_results.md"))
     args = parser.parse_args()
-    start, out = time.perf_counter(), Path(args.out)
+    out = Path(args.out)
     loaded, corpus = load_model("smollm2-135m", progress=False), load_corpus()
     records = train_all(loaded, corpus, args, out)
     collect_file = out / "collect_s.json"
     collect_s = (json.loads(collect_file.read_text())["collect_s"] if collect_file.is_file()
                  else None)
     rows = evaluate_all(loaded, corpus, args, out)
+    start = time.perf_counter()
     rates = throughput(rows)
     text = render(rows, rates, records, args, time.perf_counter() - start, collect_s)
     write_atomic(Path(args.doc), lambda fh: fh.write(text.encode()))
