@@ -7,7 +7,7 @@ others contribute exactly zero.
 The network is Deja Vu's MLP predictor: two bias-free linear maps through a rank-r
 bottleneck, no nonlinearity, `scores = W_expand (W_reduce x)` with W_reduce (r, H) and
 W_expand (I, r), so r (H + I) parameters per layer (on SmolLM2-135M a ReLU in the bottleneck
-changed held-out recall by under 0.005 at ranks 32 and 128; docs/predictor.md). The weights
+lowered held-out recall by 0.005 at rank 64: benchmarks/predictor_ablation.py). The weights
 are resident in DRAM and read every token; memsim counts them (`Trace.predictor_params`) and
 puts their compute on the critical path before the layer's MLP loads.
 Training (`memsim train-predictor`, workloads/train_predictor.py) fits them to predict which
