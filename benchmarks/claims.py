@@ -154,7 +154,9 @@ def _adapter_params(row) -> int:
 
 def write_markdown(smol_table, lora_lines, study, args, timing: str) -> None:
     from claims_text import render  # the prose lives apart from the numbers (same folder)
+    predictor = DOCS / "predictor_results.md"  # section 5: benchmarks/predictor_table.py
     (DOCS / "results.md").write_text(render(
+        predictor=predictor.read_text() if predictor.is_file() else "",
         perplexity=perplexity_table(smol_table), cache_aware=cache_aware_table(smol_table),
         lora=lora_lines, phi3=claims_phi3, study=study, windows=args.windows,
         smol_caps=SMOL_CAPACITIES_GB, timing=timing))

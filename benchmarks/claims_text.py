@@ -136,12 +136,14 @@ What this says (in this run; the tables above are the evidence):
   a cache of each DRAM size here: the weakest figures on this page.
 - From 7 GB the whole 4-bit model fits: every method is then bound by the cold first token
   of each 128-token sequence (the cache starts empty) and by DRAM.
-"""
+{predictor}"""
 
 
 def render(*, perplexity, cache_aware, lora, phi3, study, windows, smol_caps,
-           timing: str) -> str:
-    """`phi3` is benchmarks/claims_phi3.py (tables and constants), `study` its result."""
+           timing: str, predictor: str = "") -> str:
+    """`phi3` is benchmarks/claims_phi3.py (tables and constants), `study` its result;
+    `predictor` is docs/predictor_results.md (section 5, written by
+    benchmarks/predictor_table.py), included as it is."""
     lora_text = "\n".join(lora) if lora else ("_No adapter found: run `memsim finetune` "
                                               "first (docs/lora.md)._")
     join = "\n".join
@@ -157,4 +159,5 @@ def render(*, perplexity, cache_aware, lora, phi3, study, windows, smol_caps,
         layout_tokens=phi3.LAYOUT_TOKENS, layout_sequences=phi3.LAYOUT_SEQUENCES,
         select_caps="/".join(f"{c:g}" for c in phi3.SELECT_CAPACITIES_GB),
         gaps="{" + ", ".join(f"{g:g}" for g in phi3.GAPS_KIB) + "}",
-        min_gain=phi3.MIN_GAIN, timing=timing)
+        min_gain=phi3.MIN_GAIN, timing=timing,
+        predictor=("\n" + predictor) if predictor else "")

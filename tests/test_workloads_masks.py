@@ -12,10 +12,11 @@ from workloads.masks._select import topk_row, topk_rows
 from workloads.masks.dip import dip_keeps_from_density
 from workloads.model import load_model
 from workloads.perplexity import calibrate, score_window
-from workloads.testing import ARCHS, save_tiny_checkpoint, single_thread
+from workloads.testing import ARCHS, save_tiny_checkpoint, single_thread, train_tiny_predictor
 
 FULL = {"dense": {}, "glu": {"density": 1.0}, "cats": {"density": 1.0},
-        "dip": {"density": 1.0}, "dip_ca": {"density": 1.0, "gamma": 0.0}}
+        "dip": {"density": 1.0}, "dip_ca": {"density": 1.0, "gamma": 0.0},
+        "predictor": {"density": 1.0}}  # + the folder of a predictor trained for density 1
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -28,6 +29,14 @@ def _one_thread():
 def models(tmp_path_factory):
     root = tmp_path_factory.mktemp("tiny")
     return {arch: load_model(save_tiny_checkpoint(root / arch, arch)) for arch in ARCHS}
+
+
+@pytest.fixture(scope="module")
+def full_params(models, tmp_path_factory):
+    """FULL, with the predictor's folder (all tiny archs share one shape)."""
+    folder = tmp_path_factory.mktemp("predictor") / "full"
+    train_tiny_predictor(folder, models["llama"], density=1.0, steps=1)
+    return {**FULL, "predictor": {**FULL["predictor"], "predictor": str(folder)}}
 
 
 @pytest.fixture(scope="module")
@@ -50,11 +59,13 @@ def test_every_registered_method_is_tested_at_full_density():
 
 @pytest.mark.parametrize("arch", ARCHS)
 @pytest.mark.parametrize("method", sorted(FULL))
-def test_density_one_gives_logits_identical_to_the_unmasked_model(models, ids, arch, method):
+def test_density_one_gives_logits_identical_to_the_unmasked_model(models, ids, full_params,
+                                                                   arch, method):
     loaded = models[arch]
     with torch.no_grad():
         dense = loaded.model(torch.from_numpy(ids[0])[None]).logits
-    logits, _, _ = run_masked(loaded, build_generator(method, FULL[method], loaded.shape), ids[0])
+    generator = build_generator(method, full_params[method], loaded.shape)
+    logits, _, _ = run_masked(loaded, generator, ids[0])
     assert torch.equal(logits, dense)
 
 

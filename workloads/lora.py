@@ -200,6 +200,9 @@ class ConstantMasks(MaskGenerator):
         self.inner = inner
         self.name = inner.name
 
+    def neuron_mask(self, layer: int, x: torch.Tensor) -> torch.Tensor | None:
+        return self.inner.neuron_mask(layer, x.detach())
+
     def up_mask(self, layer: int, x: torch.Tensor) -> torch.Tensor | None:
         return self.inner.up_mask(layer, x.detach())
 

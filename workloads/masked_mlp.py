@@ -53,12 +53,16 @@ class MaskedMLP:
         self.layer, self.swiglu, self.generator, self.recorder = layer, swiglu, generator, recorder
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, H) -> (B, T, H)
+        # a neuron-picking method decides from x alone, before any MLP weight is read
+        neuron_mask = self.generator.neuron_mask(self.layer, x)  # (B, T, I) bool or None
         up_mask = self.generator.up_mask(self.layer, x)  # (B, T, H) bool or None
         x_kept = x if up_mask is None else x * up_mask  # pruned inputs add exactly 0
         gate, up = self.swiglu.gate_up(x_kept)  # (B, T, I) each
         act = self.swiglu.act(gate)  # (B, T, I)
         h = act * up  # (B, T, I), as Hugging Face orders it
-        down_mask = self.generator.down_mask(self.layer, act, h)  # (B, T, I) bool or None
+        # a dropped neuron's h_i is 0, as if its W_up/W_gate rows and W_down column were skipped
+        down_mask = (neuron_mask if neuron_mask is not None
+                     else self.generator.down_mask(self.layer, act, h))  # (B, T, I) or None
         if down_mask is not None:
             h = h * down_mask
         if self.recorder is not None:

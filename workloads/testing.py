@@ -154,3 +154,27 @@ def _bpe_vocab(tokenizer) -> tuple[list[str], list[str]]:
     tokens = [t for t, _ in sorted(state["vocab"].items(), key=lambda item: item[1])]
     merges = [m if isinstance(m, str) else " ".join(m) for m in state["merges"]]
     return tokens, merges
+
+
+def two_split_corpus(train_words: int = 600, test_words: int = 300):
+    """A tiny corpus of `sample_text` with a `train` split and a held-out `test` split."""
+    from workloads.corpus import Corpus
+
+    return Corpus("tiny", {"train": [("a", sample_text(train_words, seed=1))],
+                           "test": [("b", sample_text(test_words, seed=2))]})
+
+
+TINY_PREDICTOR = dict(rank=8, train_windows=8, window_len=32, steps=6, batch_tokens=64,
+                      checkpoint_every=2, recall_windows=3)  # a fraction of a second
+
+
+def train_tiny_predictor(folder: str | Path, loaded, density: float = 0.5, corpus=None,
+                         **overrides) -> dict:
+    """Train a predictor for `loaded` (a tiny model from `save_tiny_checkpoint`) on
+    `two_split_corpus()` into `folder`; its predictor.json record."""
+    from workloads.train_predictor import PredictorTrainConfig, train_predictor
+
+    config = PredictorTrainConfig(**{"model": loaded.name, "density": density,
+                                     "corpus": "tiny", **TINY_PREDICTOR, **overrides})
+    return train_predictor(config, folder, model=loaded, corpus=corpus or two_split_corpus(),
+                           progress=False)

@@ -4,6 +4,10 @@ Each method lives in its own module and registers with `@MASKS.register(name)`. 
 answers two questions per layer and forward call (PAPER.md section 2):
   * `up_mask(layer, x)`: which inputs x_j (columns of W_up and W_gate) to keep, or None = all;
   * `down_mask(layer, act, h)`: which GLU outputs h_i (columns of W_down) to keep, or None.
+A method that picks whole intermediate neurons before the MLP runs (a trained predictor,
+`trace_layout = "neurons"`) answers `neuron_mask(layer, x)` instead: neuron i kept means row i
+of W_up and W_gate and column i of W_down are read (LLM in a flash's bundle); the mask is then
+applied to h, which computes exactly what reading only those weights does.
 `workloads.masked_mlp` applies them (pruned elements contribute exactly zero) and records them.
 The class also says what the method reads densely (`trace_layout`) so the trace is honest
 about bytes, and declares its parameters as a frozen dataclass parsed strictly: an unknown
@@ -105,7 +109,8 @@ class MaskGenerator:
     name: ClassVar[str] = ""
     Params: ClassVar[type] = NoParams
     # "columns": trace `up` (T,L,H) covers W_up and W_gate; "rows": `up_rows` (T,L,I) with a
-    # dense `gate` (CATS computes the gate in full, then needs only some rows of W_up)
+    # dense `gate` (CATS computes the gate in full, then needs only some rows of W_up);
+    # "neurons": one (T,L,I) mask over whole neurons (rows of W_up, W_gate, column of W_down)
     trace_layout: ClassVar[str] = "columns"
     is_stateful: ClassVar[bool] = False  # True: per-sequence state, batches of one sequence
 
@@ -117,7 +122,21 @@ class MaskGenerator:
     def build(cls, params: dict | None, shape: ModelShape, source: str = "<api>"):
         return cls(parse_params(cls.Params, params, cls.name, source), shape)
 
+    @classmethod
+    def check_params(cls, params: Any, model: str) -> None:
+        """Checks of the parsed params that need no loaded model, run before one loads (the
+        predictor: its folder exists and was trained for `model`). Raise ConfigError."""
+
+    def check_eval_data(self, corpus: str, split: str) -> None:
+        """Refuse evaluation data the method was fitted on (the predictor: its training
+        split). Raise ConfigError."""
+
     # -- the decisions (defaults: read everything)
+    def neuron_mask(self, layer: int, x: torch.Tensor) -> torch.Tensor | None:
+        """x (B, T, H) MLP input -> (B, T, I) bool kept neurons, or None (then `up_mask` and
+        `down_mask` decide). Only `trace_layout = "neurons"` methods answer it."""
+        return None
+
     def up_mask(self, layer: int, x: torch.Tensor) -> torch.Tensor | None:
         """x (B, T, H) MLP input -> (B, T, H) bool kept inputs, or None."""
         return None
@@ -148,13 +167,21 @@ class MaskGenerator:
 
     def trace_masks(self, num_tokens: int, up: np.ndarray | None,
                     down: np.ndarray | None) -> dict[str, np.ndarray]:
-        """Recorded masks (None = all read) -> keyword arrays for `memsim.Trace`."""
+        """Recorded masks (None = all read) -> keyword arrays for `memsim.Trace`. For a
+        "neurons" method the recorded h mask (`down`) is the neuron mask."""
         T, L = num_tokens, self.shape.num_hidden_layers
         H, I = self.shape.hidden_size, self.shape.intermediate_size
         down = np.ones((T, L, I), bool) if down is None else down  # (T, L, I)
+        if self.trace_layout == "neurons":
+            return {"neurons": down}
         if self.trace_layout == "rows":
             return {"up_rows": down, "gate": np.ones((T, L, H), bool), "down": down}
         return {"up": np.ones((T, L, H), bool) if up is None else up, "down": down}
+
+    def trace_fields(self) -> dict:
+        """Other `memsim.Trace` fields the method sets (the predictor: `predictor_params`,
+        its weights resident in DRAM and read every token)."""
+        return {}
 
 
 def build_generator(method: str, params: dict | None, shape: ModelShape,
