@@ -242,3 +242,43 @@ def test_bad_sweep_flags_are_one_line_before_any_work(tmp_path, flags, needle):
     run_cli(CAT, ["sweep", str(sweep_file(tmp_path)), "--out", str(tmp_path / "o"), *flags],
             needle)
     assert not (tmp_path / "o").exists()
+
+
+def _sleep_then_pid(seconds: float) -> int:
+    time.sleep(seconds)
+    return os.getpid()
+
+
+def _sigterm_disposition(_: int):
+    return signal.getsignal(signal.SIGTERM)
+
+
+def test_local_workers_do_not_inherit_the_drivers_sigterm_handler():
+    from memsim.sweeps.executors.base import sigterm_as_interrupt
+    from memsim.sweeps.executors.local import LocalExecutor
+
+    with sigterm_as_interrupt(), LocalExecutor(workers=2) as pool:
+        results = [r for _, r in pool.run(_sigterm_disposition, [(0,), (1,)])]
+    assert results == [signal.SIG_DFL, signal.SIG_DFL]
+
+
+def test_a_worker_killed_while_the_other_works_fails_its_tasks_and_never_hangs():
+    """The pool terminates the surviving worker when one dies; a worker that caught that
+    SIGTERM (the driver's handler, inherited through fork) kept the driver joining it."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    script = (
+        "import os, signal, sys, threading\n"
+        "sys.path.insert(0, sys.argv[1])\n"
+        "from tests.test_robust_sweeps import _sleep_then_pid\n"
+        "from memsim.sweeps.executors.base import sigterm_as_interrupt\n"
+        "from memsim.sweeps.executors.local import LocalExecutor\n"
+        "with sigterm_as_interrupt(), LocalExecutor(workers=2) as pool:\n"
+        "    kill = lambda: os.kill(pool.worker_pids()[0], signal.SIGKILL)\n"
+        "    threading.Timer(1.0, kill).start()\n"
+        "    kinds = sorted({type(r).__name__ for _, r in pool.run(_sleep_then_pid, [(30,)] * 6)})\n"
+        "print(kinds)\n")
+    done = subprocess.run([sys.executable, "-c", script, str(ROOT)], capture_output=True,
+                          text=True, timeout=25, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str([BrokenProcessPool.__name__])

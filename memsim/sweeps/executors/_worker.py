@@ -10,7 +10,10 @@ a pipe they hold open themselves. Each worker therefore
     reparents the worker, within `POLL_S`), in case the first is unavailable;
   * ignores SIGINT: Ctrl-C reaches the whole foreground process group, and the driver
     alone decides what an interrupt means (it stops the workers itself), so the terminal
-    shows one line, not a traceback per worker.
+    shows one line, not a traceback per worker;
+  * dies on SIGTERM: a forked worker inherits the driver's SIGTERM handler (which raises
+    Interrupted), and a worker that caught it as a task error would outlive the pool's
+    `terminate()` after another worker died, leaving the driver joining it forever.
 """
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ POLL_S = 0.5
 def die_with_parent(parent_pid: int) -> None:
     """Worker initializer: see the module docstring."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _parent_death_signal()
     if os.getppid() != parent_pid:  # the driver died before we got here
         os._exit(1)
