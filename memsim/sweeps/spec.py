@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import hashlib
 import itertools
 import json
@@ -124,9 +125,10 @@ class SweepPoint:
     def config(self) -> dict:
         return {"hw": to_plain(self.hw), "point": to_plain(self.spec)}
 
-    @property
+    @functools.cached_property
     def point_id(self) -> str:
-        """Hash of the resolved configuration: a changed config is a new point."""
+        """Hash of the resolved configuration: a changed config is a new point (computed
+        once: the point is frozen, and the driver asks for it many times)."""
         return "p-" + _digest(self.config)
 
     @property
