@@ -456,11 +456,12 @@ def config_from_args(args: argparse.Namespace) -> PredictorTrainConfig:
 def run_train_predictor(args: argparse.Namespace) -> int:
     """Train one predictor; 0 on success, 2 with a one-line error on bad input, 130 when
     interrupted (the last checkpoint stays; the same command resumes from it)."""
-    from workloads.cli import MODEL_EXTRAS
+    from workloads.cli import MODEL_EXTRAS, flag_errors
 
     try:
-        record = train_predictor(config_from_args(args), args.out,
-                                 progress=not args.no_progress)
+        with flag_errors("predictor", args):  # `density` -> --density, as the user typed it
+            record = train_predictor(config_from_args(args), args.out,
+                                     progress=not args.no_progress)
     except (ConfigError, FileNotFoundError) as exc:
         print(f"memsim train-predictor: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
