@@ -76,3 +76,16 @@ def test_loading_a_trace_does_not_import_torch(tmp_path):
     code = ("import sys; from memsim import Trace; Trace.load(sys.argv[1]); "
             "import memsim.sim.simulator, memsim.cli; assert 'torch' not in sys.modules")
     subprocess.run([sys.executable, "-c", code, str(path)], check=True)
+
+
+@pytest.mark.parametrize("width", [1, 63, 64, 65, 130, 1536])
+def test_packed_words_give_the_booleans_and_counts_back_at_any_width(width):
+    """The packed path (words, popcount) equals the boolean one: masks, per-row counts."""
+    from memsim.traces.bits import PackedMasks
+
+    rng = np.random.default_rng(width)
+    masks = rng.random((5, 3, width)) < 0.4
+    packed = PackedMasks.pack(masks)
+    np.testing.assert_array_equal(packed.unpack(), masks)
+    np.testing.assert_array_equal(packed.counts(), masks.sum(axis=-1))
+    assert packed.shape == masks.shape
