@@ -48,6 +48,7 @@ DOC = ROOT / "docs" / "calibrated_traces.md"
 MARK_START, MARK_END = "<!-- fidelity:start -->", "<!-- fidelity:end -->"
 WINDOWS, WINDOW_LEN = 16, 256
 SOURCES = {  # name -> (memsim eval flags, DRAM share of the MLP the trace was made with)
+    "dense": (["--method", "dense"], None),  # for benchmarks/flash_layout_study.py
     "dip": (["--method", "dip", "--density", "0.5"], None),
     "dipca30": (["--method", "dip_ca", "--density", "0.5", "--gamma", "0.3"], 0.30),
     "dipca60": (["--method", "dip_ca", "--density", "0.5", "--gamma", "0.3"], 0.60),
@@ -247,7 +248,7 @@ def main() -> None:
     parser.add_argument("--data", default="runs/fidelity", help="folder of the real traces "
                         "(smol_<source>_<split>/trace.npz); missing ones are made there")
     parser.add_argument("--out", default="runs/fidelity/results")
-    parser.add_argument("--sources", nargs="+", default=list(SOURCES), choices=list(SOURCES))
+    parser.add_argument("--sources", nargs="+", default=list(LABEL), choices=list(LABEL))
     parser.add_argument("--write-docs", action="store_true")
     args = parser.parse_args()
     work = Path(args.out)
