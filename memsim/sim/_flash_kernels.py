@@ -25,9 +25,11 @@ def _walk_runs(words: np.ndarray, lo: int, hi: int, first_unit: np.ndarray,
     units (pages) they span, joined when they touch, share a unit or lie within gap_units.
     out = (requests, units, short requests (<= short_units), units of the other requests).
 
-    Speed shortcut: one pass, counters in registers, a run found with two trailing-zero
-    counts; a request is closed when the next run cannot join it."""
-    n_req, n_units, n_short, long_units = 0, 0, 0, 0
+    Speed shortcut: one pass, counters in registers (a tuple the helpers below return; numba
+    inlines them), a run found with two trailing-zero counts; a request is closed when the
+    next run cannot join it."""
+    zero = np.int64(0)
+    counts = (zero, zero, zero, zero)
     cur_first, cur_last = -1, -1
     run_start, run_end = -1, -2
     for k in range(lo, hi):
@@ -43,46 +45,38 @@ def _walk_runs(words: np.ndarray, lo: int, hi: int, first_unit: np.ndarray,
             if start == run_end + 1:  # the run goes on from the previous word
                 run_end = start + length - 1
                 continue
-            if run_end >= 0:  # close the run before: join the open request or start one
-                first, last = first_unit[run_start], last_unit[run_end]
-                if cur_last >= 0 and first <= cur_last + 1 + gap_units:
-                    if last > cur_last:
-                        cur_last = last
-                else:
-                    if cur_last >= 0:
-                        size = cur_last - cur_first + 1
-                        n_req += 1
-                        n_units += size
-                        if size <= short_units:
-                            n_short += 1
-                        else:
-                            long_units += size
-                    cur_first, cur_last = first, last
+            if run_end >= 0:
+                cur_first, cur_last, counts = _add_run(
+                    first_unit[run_start], last_unit[run_end], cur_first, cur_last,
+                    gap_units, short_units, counts)
             run_start, run_end = start, start + length - 1
     if run_end >= 0:
-        first, last = first_unit[run_start], last_unit[run_end]
-        if cur_last >= 0 and first <= cur_last + 1 + gap_units:
-            if last > cur_last:
-                cur_last = last
-        else:
-            if cur_last >= 0:
-                size = cur_last - cur_first + 1
-                n_req += 1
-                n_units += size
-                if size <= short_units:
-                    n_short += 1
-                else:
-                    long_units += size
-            cur_first, cur_last = first, last
-    if cur_last >= 0:
-        size = cur_last - cur_first + 1
-        n_req += 1
-        n_units += size
-        if size <= short_units:
-            n_short += 1
-        else:
-            long_units += size
-    out[0], out[1], out[2], out[3] = n_req, n_units, n_short, long_units
+        cur_first, cur_last, counts = _add_run(first_unit[run_start], last_unit[run_end],
+                                               cur_first, cur_last, gap_units, short_units,
+                                               counts)
+    out[0], out[1], out[2], out[3] = _close(cur_first, cur_last, short_units, counts)
+
+
+@kernel
+def _add_run(first: int, last: int, cur_first: int, cur_last: int, gap_units: int,
+             short_units: int, counts: tuple) -> tuple:
+    """Join the run of units first..last to the open request cur_first..cur_last (none when
+    cur_last < 0), or close that request and open one: (cur_first, cur_last, counts)."""
+    if cur_last >= 0 and first <= cur_last + 1 + gap_units:
+        return cur_first, max(cur_last, last), counts
+    return first, last, _close(cur_first, cur_last, short_units, counts)
+
+
+@kernel
+def _close(cur_first: int, cur_last: int, short_units: int, counts: tuple) -> tuple:
+    """`counts` with the request cur_first..cur_last added (unchanged when cur_last < 0)."""
+    n_req, n_units, n_short, long_units = counts
+    if cur_last < 0:
+        return counts
+    size = cur_last - cur_first + 1
+    if size <= short_units:
+        return n_req + 1, n_units + size, n_short + 1, long_units
+    return n_req + 1, n_units + size, n_short, long_units + size
 
 
 @kernel
