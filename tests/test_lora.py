@@ -18,6 +18,7 @@ import workloads
 from memsim.core.errors import ConfigError
 from memsim.traces.trace import Trace
 from workloads import finetune as ft
+from workloads import resumable
 from workloads.corpus import Corpus, make_windows
 from workloads.lora import (
     ADAPTER_WEIGHTS,
@@ -97,7 +98,7 @@ def test_saved_adapter_round_trips_and_changes_the_output(tiny):
 
     out, base = tiny["out"], tiny["loaded"]
     assert (out / ADAPTER_WEIGHTS).is_file() and (out / "adapter_config.json").is_file()
-    assert not (out / ft.CHECKPOINTS).exists()  # removed once the adapter is written
+    assert not (out / resumable.CHECKPOINTS).exists()  # removed once the adapter is written
     saved = load_file(str(out / ADAPTER_WEIGHTS))
     first, second = with_adapter(base, out), with_adapter(base, out)
     loaded_state = get_peft_model_state_dict(first.model)

@@ -230,6 +230,21 @@ def test_finished_run_is_returned_and_other_settings_are_refused(tiny):
                            model=tiny["loaded"], corpus=tiny["corpus"], progress=False)
 
 
+@pytest.mark.parametrize("name,text", [
+    (RECORD_FILE, '{"config": '), (RECORD_FILE, "[1, 2]"), (RECORD_FILE, '{"config": 3}'),
+    (tp.RUN_FILE, "not json"), (tp.RUN_FILE, '"a string"'),
+])
+def test_a_damaged_record_or_settings_file_in_out_is_an_error_naming_it(tiny, tmp_path, name,
+                                                                       text):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / name).write_text(text)
+    with pytest.raises(ConfigError) as err:
+        tp.train_predictor(tiny["config"], out, model=tiny["loaded"], corpus=tiny["corpus"],
+                           progress=False)
+    assert err.value.source == str(out / name)
+
+
 @pytest.mark.parametrize("change,key", [
     ({"rank": 0}, "rank"), ({"density": 0.0}, "density"), ({"density": 1.5}, "density"),
     ({"steps": 0}, "steps"), ({"lr": -1.0}, "lr"), ({"batch_tokens": 0}, "batch_tokens"),

@@ -12,7 +12,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 # flag -> method parameter; None-default flags are passed only when given
@@ -109,32 +111,53 @@ def method_params(args: argparse.Namespace) -> dict:
     return params
 
 
+def run_command(command: str, work: Callable[[], Any], *,
+                resume_from: str | Path | None = None) -> tuple[int, Any]:
+    """(exit status, work's result): bad input and a missing model install are one line
+    (status 2); with `resume_from` (the run's --out), Ctrl-C says where a rerun resumes
+    (status 130)."""
+    from memsim.core.errors import ConfigError
+    from workloads.resumable import latest_checkpoint
+
+    try:
+        return 0, work()
+    except (ConfigError, FileNotFoundError) as exc:
+        print(f"memsim {command}: error: {exc}", file=sys.stderr)
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in MODEL_EXTRAS:
+            raise  # a bug, not a missing install
+        print(f"memsim {command}: error: needs the model extras ({exc}); "
+              "pip install -e '.[model]'", file=sys.stderr)
+    except KeyboardInterrupt:
+        if resume_from is None:
+            raise
+        last = latest_checkpoint(resume_from)
+        where = f"from {last.name}" if last else "from the start (no checkpoint yet)"
+        print(f"memsim {command}: interrupted; rerun the same command to resume {where}",
+              file=sys.stderr)
+        return 130, None
+    return EXIT_BAD_INPUT, None
+
+
 def run_eval(args: argparse.Namespace) -> int:
     """Run one evaluation; 0 on success, 2 with a one-line error on bad input (every flag
     checked before the model loads: `check_eval_arguments`)."""
-    from memsim.core.errors import ConfigError
-
-    try:
+    def work():
         from workloads.evaluation import evaluate
 
         corpus = check_eval_arguments(args)
         with _flag_errors(args.method):
-            result = evaluate(args.model, args.method, method_params(args), corpus=corpus,
-                              windows=args.windows, window_len=args.window_len,
-                              stride=args.stride, seed=args.seed, split=args.split,
-                              calibration_windows=args.calibration_windows,
-                              text_column=args.text_column, hw=args.hw, dtype=args.dtype,
-                              adapter=args.adapter, out_dir=args.out,
-                              progress=not args.no_progress)
-    except (ConfigError, FileNotFoundError) as exc:
-        print(f"memsim eval: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except ModuleNotFoundError as exc:
-        if (exc.name or "").split(".")[0] not in MODEL_EXTRAS:
-            raise  # a bug, not a missing install
-        print(f"memsim eval: error: needs the model extras ({exc}); "
-              "pip install -e '.[model]'", file=sys.stderr)
-        return EXIT_BAD_INPUT
+            return evaluate(args.model, args.method, method_params(args), corpus=corpus,
+                            windows=args.windows, window_len=args.window_len,
+                            stride=args.stride, seed=args.seed, split=args.split,
+                            calibration_windows=args.calibration_windows,
+                            text_column=args.text_column, hw=args.hw, dtype=args.dtype,
+                            adapter=args.adapter, out_dir=args.out,
+                            progress=not args.no_progress)
+
+    status, result = run_command("eval", work)
+    if status:
+        return status
     rate = (" cache hit rate " + ", ".join(f"{g} {r:.3f}" for g, r in
                                            result.cache_hit_rate.items())
             if result.cache_hit_rate else "")

@@ -31,10 +31,9 @@ from pathlib import Path
 from typing import Any
 
 from memsim.core.errors import ConfigError
-from memsim.core.files import atomic_write_text, check_output_dir, read_json
+from memsim.core.files import atomic_write_text, check_output_dir
+from workloads import resumable
 
-EXIT_BAD_INPUT = 2
-CHECKPOINTS = "checkpoints"  # out/checkpoints/step-NNNNNN/{adapter_model.safetensors,...}
 RUN_FILE = "finetune_config.json"  # the settings a checkpoint belongs to (checked on resume)
 # settings that do not change the adapter a run ends with (a resume may change them)
 NOT_IDENTITY = ("checkpoint_every",)
@@ -181,20 +180,13 @@ def _train(config: FinetuneConfig, settings, loaded, corpus, out: Path, progress
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.3f}")
             if state["step"] % config.checkpoint_every == 0 and state["step"] < config.steps:
-                _add_laps(state, session_start, cpu_start)
+                resumable.add_laps(state, session_start, cpu_start)
                 session_start, cpu_start = time.perf_counter(), time.process_time()
                 save_checkpoint(out, adapted.model, optimizer, state)
-    _add_laps(state, session_start, cpu_start)
+    resumable.add_laps(state, session_start, cpu_start)
     record = _record(config, adapted, generator, windows, corpus, calibration, state)
     _save_final(out, adapted.model, record)
     return record
-
-
-def _add_laps(state: dict, wall_since: float, cpu_since: float) -> None:
-    """Training time so far: wall clock and this process's CPU time (all threads; on a
-    shared machine the CPU time is the steadier figure)."""
-    state["wall_s"] += time.perf_counter() - wall_since
-    state["cpu_s"] += time.process_time() - cpu_since
 
 
 def _step(adapted, masks, optimizer, batch, lr: float) -> float:
@@ -258,48 +250,20 @@ def _record(config: FinetuneConfig, adapted, generator, windows, corpus,
 
 
 # ---------------------------------------------------------------- files and resuming
-def _identity_json(config: FinetuneConfig) -> dict:
-    return json.loads(json.dumps(config.identity()))  # tuples -> lists, as read back
-
-
-def _check_same_run(saved: dict, config: FinetuneConfig, out: Path) -> None:
-    mine = _identity_json(config)
-    for key in sorted(set(saved) | set(mine)):
-        if saved.get(key) != mine.get(key):
-            raise ConfigError(f"{out} holds a run with {key}={saved.get(key)!r}, not "
-                              f"{mine.get(key)!r}", key_path=key,
-                              allowed="the same settings (to resume), or another --out")
-
-
+# workloads/resumable.py: settings claimed, checkpoints renamed into place, the done marker
 def _finished_record(out: Path, config: FinetuneConfig) -> dict | None:
     """The record of a finished run of the same settings in `out`, or None if unfinished."""
     from workloads.lora import FINETUNE_FILE
 
-    path = out / FINETUNE_FILE
-    if not path.is_file():
-        return None
-    record = read_json(path, what="finetune record")  # damaged: an error naming the file
-    if not isinstance(record.get("config"), dict):
-        raise ConfigError("has no `config` mapping (damaged?)", source=str(path),
-                          allowed="remove it to train again")
-    _check_same_run({k: v for k, v in record["config"].items() if k not in NOT_IDENTITY},
-                    config, out)
-    return record
+    return resumable.finished_record(out / FINETUNE_FILE, config.identity(), NOT_IDENTITY,
+                                     "finetune")
 
 
 def _claim(out: Path, config: FinetuneConfig) -> None:
-    """Write the run's settings into `out`, or check they match the ones there."""
-    path = out / RUN_FILE
-    if path.is_file():
-        _check_same_run(read_json(path, what="run settings"), config, out)
-        return
-    atomic_write_text(path, json.dumps(_identity_json(config), indent=2) + "\n")
+    resumable.claim(out / RUN_FILE, config.identity(), "run")
 
 
-def latest_checkpoint(out: str | Path) -> Path | None:
-    """The newest complete checkpoint folder (they appear only by rename), or None."""
-    found = sorted((Path(out) / CHECKPOINTS).glob("step-*"))
-    return found[-1] if found else None
+latest_checkpoint = resumable.latest_checkpoint
 
 
 def save_checkpoint(out: Path, model, optimizer, state: dict) -> Path:
@@ -312,20 +276,12 @@ def save_checkpoint(out: Path, model, optimizer, state: dict) -> Path:
 
     from workloads.lora import ADAPTER_WEIGHTS
 
-    root = out / CHECKPOINTS
-    final, tmp = root / f"step-{state['step']:06d}", root / f".step-{state['step']:06d}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    save_file(get_peft_model_state_dict(model, save_embedding_layers=False),
-              str(tmp / ADAPTER_WEIGHTS))
-    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-    (tmp / "progress.json").write_text(json.dumps(state))
-    shutil.rmtree(final, ignore_errors=True)  # only after a crash between rename and cleanup
-    tmp.rename(final)
-    for old in root.glob("step-*"):
-        if old != final:
-            shutil.rmtree(old)
-    return final
+    def write_files(folder: Path) -> None:
+        save_file(get_peft_model_state_dict(model, save_embedding_layers=False),
+                  str(folder / ADAPTER_WEIGHTS))
+        torch.save(optimizer.state_dict(), folder / "optimizer.pt")
+
+    return resumable.write_checkpoint(out, state, write_files)
 
 
 def _resume(out: Path, model, optimizer) -> dict:
@@ -338,16 +294,14 @@ def _resume(out: Path, model, optimizer) -> dict:
 
     folder = latest_checkpoint(out)
     if folder is None:
-        return {"step": 0, "losses": [], "wall_s": 0.0, "cpu_s": 0.0, "resumed_at": []}
+        return resumable.fresh_progress()
     result = set_peft_model_state_dict(model, load_file(str(folder / ADAPTER_WEIGHTS)))
     missing = [k for k in result.missing_keys if ".lora_" in k]
     if result.unexpected_keys or missing:
         raise ConfigError(f"checkpoint {folder} does not fit this adapter",
                           key_path="out", allowed="a checkpoint of the same settings")
     optimizer.load_state_dict(torch.load(folder / "optimizer.pt", weights_only=True))
-    state = json.loads((folder / "progress.json").read_text())
-    state["resumed_at"] = [*state["resumed_at"], state["step"]]
-    return state
+    return resumable.read_progress(folder)
 
 
 def _save_final(out: Path, model, record: dict) -> None:
@@ -361,7 +315,7 @@ def _save_final(out: Path, model, record: dict) -> None:
         path.replace(out / path.name)  # each file atomically
     tmp.rmdir()
     atomic_write_text(out / FINETUNE_FILE, json.dumps(record, indent=2) + "\n")
-    shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
+    shutil.rmtree(out / resumable.CHECKPOINTS, ignore_errors=True)
 
 
 # ---------------------------------------------------------------- command line
@@ -425,28 +379,17 @@ def config_from_args(args: argparse.Namespace) -> FinetuneConfig:
 def run_finetune(args: argparse.Namespace) -> int:
     """Train one adapter; 0 on success, 2 with a one-line error on bad input, 130 when
     interrupted (the last checkpoint stays; the same command resumes from it)."""
-    from workloads.cli import MODEL_EXTRAS, flag_errors
+    from workloads.cli import flag_errors, run_command
 
-    try:
+    def work() -> dict:
         with flag_errors(args.method, args):  # errors name the flag: --steps, --density
             config = config_from_args(args)
             check_output_dir(args.out, "--out")  # before the model loads
-            record = finetune(config, args.out, progress=not args.no_progress)
-    except (ConfigError, FileNotFoundError) as exc:
-        print(f"memsim finetune: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except ModuleNotFoundError as exc:
-        if (exc.name or "").split(".")[0] not in MODEL_EXTRAS:
-            raise  # a bug, not a missing install
-        print(f"memsim finetune: error: needs the model extras ({exc}); "
-              "pip install -e '.[model]'", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        last = latest_checkpoint(args.out)
-        where = f"from {last.name}" if last else "from the start (no checkpoint yet)"
-        print(f"memsim finetune: interrupted; rerun the same command to resume {where}",
-              file=sys.stderr)
-        return 130
+            return finetune(config, args.out, progress=not args.no_progress)
+
+    status, record = run_command("finetune", work, resume_from=args.out)
+    if status:
+        return status
     losses = record["loss_curve"]
     print(f"finetune {record['method']}: loss {losses[0]:.4f} -> {_tail_mean(losses):.4f} "
           f"(mean of the last steps) over {record['steps']} steps, {record['wall_s']:.0f} s "

@@ -34,8 +34,8 @@ from typing import Any
 
 from memsim.core.errors import ConfigError
 from memsim.core.files import atomic_write_text
+from workloads import resumable
 
-EXIT_BAD_INPUT = 2
 RUN_FILE = "train_config.json"  # the settings a checkpoint belongs to (checked on resume)
 NOT_IDENTITY = ("checkpoint_every",)  # settings a resume may change
 DTYPES = ("float32", "float64", "bfloat16")  # workloads.model.DTYPES, without torch
@@ -199,10 +199,10 @@ def _fit(config: PredictorTrainConfig, net, optimizer, activations, labels, stat
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.4f}")
             if state["step"] % config.checkpoint_every == 0 and state["step"] < config.steps:
-                _add_laps(state, session_start, cpu_start)
+                resumable.add_laps(state, session_start, cpu_start)
                 session_start, cpu_start = time.perf_counter(), time.process_time()
                 save_checkpoint(out, net, optimizer, state)
-    _add_laps(state, session_start, cpu_start)
+    resumable.add_laps(state, session_start, cpu_start)
 
 
 def _step(net, optimizer, activations, labels, idx, lr: float) -> float:
@@ -219,18 +219,17 @@ def _step(net, optimizer, activations, labels, idx, lr: float) -> float:
     return float(loss.detach())
 
 
-def _add_laps(state: dict, wall_since: float, cpu_since: float) -> None:
-    """Fitting time so far: wall clock and this process's CPU time (steadier when shared)."""
-    state["wall_s"] += time.perf_counter() - wall_since
-    state["cpu_s"] += time.process_time() - cpu_since
-
-
 def _finish(config: PredictorTrainConfig, loaded, corpus, net, k: int, train, heldout,
             state: dict, collect_s: float, out: Path, progress: bool) -> dict:
     """Held-out recall, then the weights, then predictor.json, then no checkpoints."""
     import torch
 
-    from workloads.masks.predictor import CHECKPOINTS, RECORD_FILE, WEIGHTS_FILE, save_weights
+    from workloads.masks.predictor import (
+        CHECKPOINTS,
+        RECORD_FILE,
+        WEIGHTS_FILE,
+        save_weights,
+    )
     from workloads.predictor_data import topk_recall
 
     start = time.perf_counter()
@@ -296,43 +295,17 @@ def _files():
     return predictor
 
 
-def _identity_json(config: PredictorTrainConfig) -> dict:
-    return json.loads(json.dumps(config.identity()))
-
-
-def _check_same_run(saved: dict, config: PredictorTrainConfig, out: Path) -> None:
-    mine = _identity_json(config)
-    for key in sorted(set(saved) | set(mine)):
-        if saved.get(key) != mine.get(key):
-            raise ConfigError(f"{out} holds a predictor run with {key}={saved.get(key)!r}, "
-                              f"not {mine.get(key)!r}", key_path=key,
-                              allowed="the same settings (to resume), or another --out")
-
-
 def _finished_record(out: Path, config: PredictorTrainConfig) -> dict | None:
     """The record of a finished run of the same settings in `out`, or None."""
-    path = out / _files().RECORD_FILE
-    if not path.is_file():
-        return None
-    record = json.loads(path.read_text())
-    _check_same_run({k: v for k, v in record["config"].items() if k not in NOT_IDENTITY},
-                    config, out)
-    return record
+    return resumable.finished_record(out / _files().RECORD_FILE, config.identity(),
+                                     NOT_IDENTITY, "predictor run")
 
 
 def _claim(out: Path, config: PredictorTrainConfig) -> None:
-    """Write the run's settings into `out`, or check they match the ones there."""
-    path = out / RUN_FILE
-    if path.is_file():
-        _check_same_run(json.loads(path.read_text()), config, out)
-        return
-    atomic_write_text(path, json.dumps(_identity_json(config), indent=2) + "\n")
+    resumable.claim(out / RUN_FILE, config.identity(), "predictor run")
 
 
-def latest_checkpoint(out: str | Path) -> Path | None:
-    """The newest complete checkpoint folder (they appear only by rename), or None."""
-    found = sorted((Path(out) / _files().CHECKPOINTS).glob("step-*"))
-    return found[-1] if found else None
+latest_checkpoint = resumable.latest_checkpoint
 
 
 def save_checkpoint(out: Path, net, optimizer, state: dict) -> Path:
@@ -342,19 +315,11 @@ def save_checkpoint(out: Path, net, optimizer, state: dict) -> Path:
 
     from workloads.masks.predictor import WEIGHTS_FILE, save_weights
 
-    root = out / _files().CHECKPOINTS
-    final, tmp = root / f"step-{state['step']:06d}", root / f".step-{state['step']:06d}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    save_weights(net, tmp / WEIGHTS_FILE)
-    save_file(_optimizer_tensors(optimizer), str(tmp / "optimizer.safetensors"))
-    (tmp / "progress.json").write_text(json.dumps(state))
-    shutil.rmtree(final, ignore_errors=True)  # only after a crash between rename and cleanup
-    tmp.rename(final)
-    for old in root.glob("step-*"):
-        if old != final:
-            shutil.rmtree(old)
-    return final
+    def write_files(folder: Path) -> None:
+        save_weights(net, folder / WEIGHTS_FILE)
+        save_file(_optimizer_tensors(optimizer), str(folder / "optimizer.safetensors"))
+
+    return resumable.write_checkpoint(out, state, write_files)
 
 
 def _optimizer_tensors(optimizer) -> dict:
@@ -388,7 +353,7 @@ def _resume(out: Path, net, optimizer) -> dict:
 
     folder = latest_checkpoint(out)
     if folder is None:
-        return {"step": 0, "losses": [], "wall_s": 0.0, "cpu_s": 0.0, "resumed_at": []}
+        return resumable.fresh_progress()
     try:
         net.load_state_dict(load_file(str(folder / WEIGHTS_FILE)), strict=True)
         _load_optimizer(optimizer, load_file(str(folder / "optimizer.safetensors")))
@@ -396,9 +361,7 @@ def _resume(out: Path, net, optimizer) -> dict:
         raise ConfigError(f"checkpoint {folder} does not fit this predictor: "
                           f"{str(exc).strip().splitlines()[0]}", key_path="out",
                           allowed="a checkpoint of the same settings") from None
-    state = json.loads((folder / "progress.json").read_text())
-    state["resumed_at"] = [*state["resumed_at"], state["step"]]
-    return state
+    return resumable.read_progress(folder)
 
 
 # ---------------------------------------------------------------- command line
@@ -456,27 +419,16 @@ def config_from_args(args: argparse.Namespace) -> PredictorTrainConfig:
 def run_train_predictor(args: argparse.Namespace) -> int:
     """Train one predictor; 0 on success, 2 with a one-line error on bad input, 130 when
     interrupted (the last checkpoint stays; the same command resumes from it)."""
-    from workloads.cli import MODEL_EXTRAS, flag_errors
+    from workloads.cli import flag_errors, run_command
 
-    try:
+    def work() -> dict:
         with flag_errors("predictor", args):  # `density` -> --density, as the user typed it
-            record = train_predictor(config_from_args(args), args.out,
-                                     progress=not args.no_progress)
-    except (ConfigError, FileNotFoundError) as exc:
-        print(f"memsim train-predictor: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except ModuleNotFoundError as exc:
-        if (exc.name or "").split(".")[0] not in MODEL_EXTRAS:
-            raise  # a bug, not a missing install
-        print(f"memsim train-predictor: error: needs the model extras ({exc}); "
-              "pip install -e '.[model]'", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        last = latest_checkpoint(args.out)
-        where = f"from {last.name}" if last else "from the start (no checkpoint yet)"
-        print(f"memsim train-predictor: interrupted; rerun the same command to resume {where}",
-              file=sys.stderr)
-        return 130
+            return train_predictor(config_from_args(args), args.out,
+                                   progress=not args.no_progress)
+
+    status, record = run_command("train-predictor", work, resume_from=args.out)
+    if status:
+        return status
     print(summary(record, args.out))
     return 0
 

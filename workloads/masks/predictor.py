@@ -35,10 +35,10 @@ from memsim.core.errors import ConfigError
 from memsim.traces import ModelShape
 from workloads.masks._select import topk_mask
 from workloads.masks.base import FRACTION, MASKS, TEXT, MaskGenerator, param
+from workloads.resumable import CHECKPOINTS  # an unfinished run's checkpoints
 
 WEIGHTS_FILE = "predictor.safetensors"
 RECORD_FILE = "predictor.json"  # written last: a folder with it holds a finished predictor
-CHECKPOINTS = "checkpoints"  # an unfinished run's checkpoints (workloads.train_predictor)
 FORMAT = "memsim-predictor"
 FORMAT_VERSION = 1
 SHAPE_KEYS = ("num_hidden_layers", "hidden_size", "intermediate_size")
