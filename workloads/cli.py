@@ -13,7 +13,6 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -193,20 +192,13 @@ def _flag(key_path: str, method: str, dests: tuple[str, ...] = ()) -> str:
     return f"--param {name}" if name else "--method"
 
 
-@contextmanager
 def _flag_errors(method: str, args: argparse.Namespace | None = None):
     """Errors without a file of their own are told against the flag the user typed (any
     flag of `args`' command, e.g. `memsim finetune --steps`)."""
-    from memsim.core.errors import ConfigError, is_internal
+    from memsim.core.errors import user_input
 
     dests = tuple(vars(args)) if args is not None else ()
-    try:
-        yield
-    except ConfigError as exc:
-        if not is_internal(exc.source):
-            raise
-        raise exc.relocated(source="<cli>",
-                            key_path=_flag(exc.key_path, method, dests)) from None
+    return user_input("<cli>", lambda key: _flag(key, method, dests))
 
 
 flag_errors = _flag_errors  # for `memsim finetune` (workloads/finetune.py)

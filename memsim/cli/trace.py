@@ -3,10 +3,9 @@ from __future__ import annotations
 
 import argparse
 import time
-from contextlib import contextmanager
 
 from memsim.cli import COMMANDS, Command, print_table
-from memsim.core.errors import ConfigError, is_internal, user_input
+from memsim.core.errors import ConfigError, user_input
 
 
 @COMMANDS.register("trace")
@@ -159,16 +158,9 @@ def run_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
-@contextmanager
 def _flags():
     """An error about `num_tokens` etc. (not from a file) told against its flag."""
-    try:
-        yield
-    except ConfigError as exc:
-        if not is_internal(exc.source):
-            raise
-        raise exc.relocated(source="<cli>",
-                            key_path=_FLAGS.get(exc.key_path, "--model")) from None
+    return user_input("<cli>", lambda key: _FLAGS.get(key, "--model"))
 
 
 def check_calibrate_outputs(args: argparse.Namespace, model) -> None:

@@ -2,8 +2,8 @@
 is allowed."""
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 
 class ConfigError(ValueError):
@@ -58,12 +58,15 @@ def is_internal(source: str) -> bool:
 
 
 @contextmanager
-def user_input(source: str | None = None, key_path: str | None = None) -> Iterator[None]:
+def user_input(source: str | None = None,
+               key_path: str | Callable[[str], str] | None = None) -> Iterator[None]:
     """Errors raised inside without a file of their own (an internal tag as source) are told
-    against what the user typed: the flag `key_path` (e.g. "--hw") and/or `source`."""
+    against what the user typed: the flag `key_path` (e.g. "--hw", or a function of the
+    error's own key, e.g. `density` -> "--density") and/or `source`."""
     try:
         yield
     except ConfigError as exc:
         if not is_internal(exc.source):
             raise
-        raise exc.relocated(source=source, key_path=key_path or exc.key_path) from None
+        flag = key_path(exc.key_path) if callable(key_path) else key_path or exc.key_path
+        raise exc.relocated(source=source, key_path=flag) from None
