@@ -27,9 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
+from memsim.core.files import sha256_file
 from memsim.hw.config import HardwareConfig, load_hw
 from memsim.hw.layouts import build_layout
-from memsim.hw.layouts.base import file_digest
 from memsim.sim.simulator import simulate
 from memsim.traces.calibrated import calibrate, generate
 from memsim.traces.model_shape import load_model_shape
@@ -74,7 +74,7 @@ def make_traces(sources: dict[str, str], out: Path) -> dict[str, dict]:
     made = {"dense": {"trace": _dense_trace(phi3, out), "layouts": {"identity": None},
                       "source": "all-true masks"}}
     for method, source in sources.items():
-        folder = out / f"{method}-{file_digest(source)[:12]}"
+        folder = out / f"{method}-{sha256_file(source)[:12]}"
         folder.mkdir(parents=True, exist_ok=True)
         paths = {"trace": folder / "eval.npz", "calibration": folder / "calibration.npz"}
         if not all(p.is_file() for p in paths.values()):

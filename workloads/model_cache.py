@@ -24,7 +24,6 @@ takes 540 MB) and files changed while being read.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import os
 import shutil
@@ -38,6 +37,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from memsim.core.cache_dir import cache_root, exclusive
+from memsim.core.files import sha256_file
 
 FORMAT_VERSION = 1  # bump when the entry layout changes: old entries are then ignored
 MANIFEST = "manifest.json"
@@ -99,9 +99,7 @@ def _version(distribution: str) -> str:
         return "unknown"
 
 
-def file_sha256(path: Path) -> str:
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
+file_sha256 = sha256_file  # looked up here at each call: tests count the files hashed
 
 
 def is_valid(entry: Path, gguf_sha256: str) -> bool:

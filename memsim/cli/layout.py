@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 from memsim.cli import COMMANDS, Command, print_table
 from memsim.core.errors import ConfigError
@@ -23,7 +22,7 @@ class LayoutCommand(Command):
         i.add_argument("file")
 
     def run(self, args) -> int:
-        from memsim.core.files import check_output_file, is_folder
+        from memsim.core.files import check_output_file, npz_path
         from memsim.hw.layouts import LAYOUT_METHODS, build_layout, load_layout
         from memsim.traces import Trace
 
@@ -37,8 +36,7 @@ class LayoutCommand(Command):
         if args.method not in LAYOUT_METHODS:
             raise ConfigError(f"unknown layout method {args.method!r}", key_path="--method",
                               allowed=", ".join(LAYOUT_METHODS.names()))
-        out = Path(args.out)
-        check_output_file(out if is_folder(out) else out.with_suffix(".npz"), "--out")
+        check_output_file(npz_path(args.out), "--out")
         trace = Trace.load(args.trace)
         start = time.perf_counter()
         layout = build_layout(trace, args.method, trace_path=args.trace)

@@ -96,12 +96,9 @@ def check_synth_arguments(args):
 
 def _npz(path: str) -> str:
     """The file Trace.save writes for `path` (it adds .npz)."""
-    from pathlib import Path
+    from memsim.core.files import npz_path
 
-    from memsim.core.files import is_folder
-
-    p = Path(path)
-    return str(p if p.suffix == ".npz" or is_folder(p) else p.with_suffix(".npz"))
+    return str(npz_path(path))
 
 
 def add_calibrate_arguments(parser: argparse.ArgumentParser) -> None:

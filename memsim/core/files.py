@@ -119,6 +119,13 @@ def output_error(path: Path, exc: OSError, flag: str = "") -> OutputError:
     return error
 
 
+def npz_path(path: str | Path) -> Path:
+    """The file a `save(path)` of an .npz format writes: `path`, with .npz added unless it
+    has it (a folder is returned as it is, for the caller to refuse)."""
+    path = Path(path)
+    return path if path.suffix == ".npz" or is_folder(path) else path.with_suffix(".npz")
+
+
 def is_folder(path: str | Path) -> bool:
     """Path.is_dir() that answers False where it may not look (a folder without search
     permission raises PermissionError in Path.is_dir)."""
@@ -265,12 +272,9 @@ def read_json(path: str | Path, *, what: str = "JSON file", kind: type | None = 
 
 
 def sha256_file(path: str | Path) -> str:
-    """Hex sha256 of a file's bytes (read in 1 MiB chunks)."""
-    digest = hashlib.sha256()
+    """Hex sha256 of a file's bytes (streamed)."""
     with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 # ------------------------------------------------------------------ memory

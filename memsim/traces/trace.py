@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from memsim.core.errors import TraceError
-from memsim.core.files import as_path, atomic_write_with, is_folder
+from memsim.core.files import as_path, atomic_write_with, is_folder, npz_path
 from memsim.traces.bits import (
     PackedMasks,
     num_words,
@@ -266,12 +266,10 @@ class Trace:
 
     def save(self, path: str | Path) -> Path:
         """Write atomically (temp file + rename): a crash never leaves half a trace."""
-        path = Path(path)
-        if is_folder(path):  # with_suffix would silently turn "out/" into "out.npz"
+        path = npz_path(path)
+        if is_folder(path):
             raise TraceError("is a folder; give the trace file's path", source=str(path),
                              allowed="a .npz file path")
-        if path.suffix != ".npz":
-            path = path.with_suffix(".npz")
         arrays = {"meta": np.array(json.dumps(self.metadata()))}
         arrays.update({f"{name}_bits": w for name, w in self.words.items()})
         # packed masks are near-random bits: no compression. A failed write (disk full, no

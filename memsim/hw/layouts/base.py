@@ -9,7 +9,6 @@ the model; on use: the same model as the trace simulated.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +17,13 @@ from typing import Callable
 import numpy as np
 
 from memsim.core.errors import ConfigError
-from memsim.core.files import as_path, atomic_write_with, is_folder
+from memsim.core.files import (
+    as_path,
+    atomic_write_with,
+    is_folder,
+    npz_path,
+    sha256_file,
+)
 from memsim.core.registry import Registry
 from memsim.traces import ModelShape, Trace
 
@@ -82,12 +87,10 @@ class Layout:
                               allowed=f"a layout built on a {model.name} trace")
 
     def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        if is_folder(path):  # with_suffix would silently turn "out/" into "out.npz"
+        path = npz_path(path)
+        if is_folder(path):
             raise ConfigError("is a folder; give the layout file's path", source=str(path),
                               allowed="a .npz file path")
-        if path.suffix != ".npz":
-            path = path.with_suffix(".npz")
         meta = {"format_version": FORMAT_VERSION, "model": self.model.to_dict(),
                 "method": self.method, "built_from": self.built_from,
                 "groups": sorted(self.orders)}
@@ -149,13 +152,5 @@ def build_layout(trace: Trace, method: str, *, trace_path: str | None = None) ->
     built_from = {"tokens": trace.num_tokens, "method": trace.method,
                   "method_params": trace.method_params, "source": trace.source}
     if trace_path is not None:
-        built_from.update(trace=str(trace_path), sha256=file_digest(trace_path))
+        built_from.update(trace=str(trace_path), sha256=sha256_file(trace_path))
     return Layout(trace.model, orders, method, built_from)
-
-
-def file_digest(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
