@@ -264,21 +264,26 @@ def test_local_workers_do_not_inherit_the_drivers_sigterm_handler():
 
 def test_a_worker_killed_while_the_other_works_fails_its_tasks_and_never_hangs():
     """The pool terminates the surviving worker when one dies; a worker that caught that
-    SIGTERM (the driver's handler, inherited through fork) kept the driver joining it."""
+    SIGTERM (the driver's handler, inherited through fork) could keep the driver joining it
+    forever. Whether the old bug hangs here depends on timing; the test above is the
+    deterministic guard, this one checks the failure path end to end."""
     from concurrent.futures.process import BrokenProcessPool
 
     script = (
-        "import os, signal, sys, threading\n"
+        "import os, signal, sys, threading, time\n"
         "sys.path.insert(0, sys.argv[1])\n"
         "from tests.test_robust_sweeps import _sleep_then_pid\n"
         "from memsim.sweeps.executors.base import sigterm_as_interrupt\n"
         "from memsim.sweeps.executors.local import LocalExecutor\n"
+        "def kill(pool):\n"  # once both workers run a task: the partner is mid-task
+        "    while len(pool.worker_pids()) < 2: time.sleep(0.05)\n"
+        "    time.sleep(1.0)\n"
+        "    os.kill(pool.worker_pids()[0], signal.SIGKILL)\n"
         "with sigterm_as_interrupt(), LocalExecutor(workers=2) as pool:\n"
-        "    kill = lambda: os.kill(pool.worker_pids()[0], signal.SIGKILL)\n"
-        "    threading.Timer(1.0, kill).start()\n"
+        "    threading.Thread(target=kill, args=(pool,), daemon=True).start()\n"
         "    kinds = sorted({type(r).__name__ for _, r in pool.run(_sleep_then_pid, [(30,)] * 6)})\n"
         "print(kinds)\n")
     done = subprocess.run([sys.executable, "-c", script, str(ROOT)], capture_output=True,
-                          text=True, timeout=25, cwd=ROOT)
+                          text=True, timeout=60, cwd=ROOT)  # a hang: 6 tasks of 30 s
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == str([BrokenProcessPool.__name__])
