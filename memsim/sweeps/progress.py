@@ -21,11 +21,14 @@ from typing import Any, Callable
 from tqdm import tqdm
 
 KIND_NAMES = {"evaluation": "model evaluations", "trace": "synthetic traces",
-              "reference": "references", "simulation": "simulations"}
+              "layout": "flash layouts", "reference": "references",
+              "simulation": "simulations"}
 # relative cost of a task kind before it is timed: SmolLM2, 8 windows of 256 tokens, on the
 # 2-core development machine: an evaluation ~45 s, a point's simulation ~1.5 s, a synthetic
-# trace ~1 s, the dense references ~0.1 s (they replay one window, no cache)
-PRIOR_COST = {"evaluation": 30.0, "trace": 0.7, "reference": 0.07, "simulation": 1.0}
+# trace ~1 s, a frequency layout from 4 windows well under 1 s, the dense references ~0.1 s
+# (they replay one window, no cache)
+PRIOR_COST = {"evaluation": 30.0, "trace": 0.7, "layout": 0.5, "reference": 0.07,
+              "simulation": 1.0}
 BAR_FORMAT = "{desc}: {percentage:3.0f}%|{bar}| [{elapsed}{postfix}]"
 
 

@@ -87,7 +87,7 @@ class Failure(str):
 
 @dataclass(frozen=True)
 class _Task:
-    kind: str  # "evaluation", "trace", "reference" or "simulation": weighs the progress bar
+    kind: str  # a key of progress.KIND_NAMES: weighs the progress bar
     fn: Callable
     args: tuple
     name: str  # for failure messages
@@ -184,7 +184,7 @@ def _traced(out: Path, tid: str) -> bool:
 def _layout_tasks(layouts: dict, out: Path) -> list[_Task]:
     """A task per layout not yet built (it runs once its calibration trace exists)."""
     jobs = {layout_id(j): j for j in layouts.values() if j is not None}
-    return [_Task("trace", build_layout_task,
+    return [_Task("layout", build_layout_task,
                   (j, str(out / "traces" / j["calibration"]), str(out / "layouts" / lid)),
                   f"layout {lid}")
             for lid, j in jobs.items() if not (out / "layouts" / lid / LAYOUT_FILE).exists()]
