@@ -12,7 +12,6 @@ has none). Prints figures; asserts nothing.
 """
 from __future__ import annotations
 
-import math
 import time
 
 import numpy as np
@@ -24,6 +23,7 @@ from workloads.finetune import batch_windows
 from workloads.masks import as_rows, keep_to_k, topk_rows
 from workloads.model import load_model
 from workloads.predictor_data import collect
+from workloads.resumable import cosine_lr
 
 LAYERS = (2, 15, 28)
 # (rank, density, steps, tokens per step, peak lr, relu)
@@ -51,7 +51,7 @@ def train_one(x, labels, rank: int, steps: int, batch: int, lr: float, relu: boo
     optimizer = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=0.0)
     for step in range(steps):
         for group in optimizer.param_groups:
-            group["lr"] = lr * (0.1 + 0.45 * (1 + math.cos(math.pi * step / max(1, steps - 1))))
+            group["lr"] = cosine_lr(lr, step, steps)
         idx = torch.from_numpy(batch_windows(step, x.shape[0], batch, 0))
         loss = F.binary_cross_entropy_with_logits(net(x[idx]), labels[idx].float())
         optimizer.zero_grad()

@@ -407,3 +407,14 @@ def test_training_windows_are_disjoint_from_the_default_eval_windows(tiny):
     assert {d for d, _ in train} & {d for d, _ in evaluated} == set()
     assert result.config["split"] != tiny["record"]["data"]["train_split"]
     assert set(corpus.splits) == {"train", "test"}
+
+
+def test_a_refused_rank_leaves_the_folder_free_for_the_corrected_command(tiny, tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(ConfigError):
+        tp.train_predictor(dataclasses.replace(tiny["config"], rank=65), out,
+                           model=tiny["loaded"], corpus=tiny["corpus"], progress=False)
+    assert not (out / tp.RUN_FILE).exists()
+    record = tp.train_predictor(tiny["config"], out, model=tiny["loaded"],
+                                corpus=tiny["corpus"], progress=False)
+    assert record["rank"] == tiny["config"].rank

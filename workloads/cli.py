@@ -145,7 +145,7 @@ def run_eval(args: argparse.Namespace) -> int:
         from workloads.evaluation import evaluate
 
         corpus = check_eval_arguments(args)
-        with _flag_errors(args.method):
+        with flag_errors(args.method):
             return evaluate(args.model, args.method, method_params(args), corpus=corpus,
                             windows=args.windows, window_len=args.window_len,
                             stride=args.stride, seed=args.seed, split=args.split,
@@ -192,7 +192,7 @@ def _flag(key_path: str, method: str, dests: tuple[str, ...] = ()) -> str:
     return f"--param {name}" if name else "--method"
 
 
-def _flag_errors(method: str, args: argparse.Namespace | None = None):
+def flag_errors(method: str, args: argparse.Namespace | None = None):
     """Errors without a file of their own are told against the flag the user typed (any
     flag of `args`' command, e.g. `memsim finetune --steps`)."""
     from memsim.core.errors import user_input
@@ -200,8 +200,6 @@ def _flag_errors(method: str, args: argparse.Namespace | None = None):
     dests = tuple(vars(args)) if args is not None else ()
     return user_input("<cli>", lambda key: _flag(key, method, dests))
 
-
-flag_errors = _flag_errors  # for `memsim finetune` (workloads/finetune.py)
 
 
 def check_eval_arguments(args: argparse.Namespace):
@@ -212,7 +210,7 @@ def check_eval_arguments(args: argparse.Namespace):
     from memsim.core.files import check_output_dir
     from workloads.corpus import load_corpus
 
-    with _flag_errors(args.method):
+    with flag_errors(args.method):
         _check_counts(args)
         shape = _model_shape(args.model, args.dtype)
         _check_method(args, shape)
@@ -223,7 +221,7 @@ def check_eval_arguments(args: argparse.Namespace):
         if args.split is not None:
             corpus.documents(args.split)
     check_output_dir(args.out, "--out", create=False)
-    with _flag_errors(args.method):
+    with flag_errors(args.method):
         _check_installed(args.model)  # last: a typo in another flag is told first
     check_output_dir(args.out, "--out")
     return corpus
@@ -252,27 +250,16 @@ def _model_shape(model: str, dtype: str):
     """The model's shape if its config.json is readable without loading weights (the
     default preset, a checkpoint folder), None for a .gguf; errors for a model that does
     not exist or a dtype that is not offered."""
-    from pathlib import Path
-
     from memsim.core.errors import ConfigError
     from memsim.traces import load_model_shape
-    from workloads.model import DEFAULT_MODEL, DTYPES
+    from workloads.model import DEFAULT_MODEL, DTYPES, local_checkpoint
 
     if dtype not in DTYPES:
         raise ConfigError(f"unknown dtype {dtype!r}", key_path="dtype", allowed=", ".join(DTYPES))
     if model == DEFAULT_MODEL:  # its package is checked last (_check_installed)
         return load_model_shape(DEFAULT_MODEL)
-    path = Path(model)
-    if path.is_file() and path.suffix == ".gguf":
-        return None
-    if path.is_dir() and (path / "config.json").is_file():
-        if not any(path.glob("*.safetensors")):
-            raise ConfigError(f"{path} has no .safetensors weights (pickled .bin weights are "
-                              "refused for safety)", key_path="model")
-        return load_model_shape(str(path))
-    raise ConfigError(f"no model called {model!r}", key_path="model",
-                      allowed=f"{DEFAULT_MODEL}, a directory with config.json + safetensors, "
-                              "or a .gguf file")
+    folder, gguf, _ = local_checkpoint(Path(model))  # the loader's own checks
+    return None if gguf is not None else load_model_shape(str(folder))
 
 
 def _check_method(args: argparse.Namespace, shape) -> None:

@@ -82,11 +82,7 @@ class FinetuneConfig:
 
 def lr_at(config: FinetuneConfig, step: int) -> float:
     """Learning rate of step `step` (0-based): linear warm-up, cosine decay to lr / 10."""
-    if step < config.warmup_steps:
-        return config.lr * (step + 1) / config.warmup_steps
-    span = max(1, config.steps - 1 - config.warmup_steps)
-    progress = min(1.0, (step - config.warmup_steps) / span)
-    return config.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+    return resumable.cosine_lr(config.lr, step, config.steps, config.warmup_steps)
 
 
 def batch_windows(step: int, num_windows: int, batch_size: int, seed: int) -> Any:

@@ -100,7 +100,7 @@ def load_model(name_or_path: str | Path = DEFAULT_MODEL, dtype: str = "float32",
         source = {"path": str(folder / gguf), "format": "gguf",
                   "note": "Q4_1 (4-bit) weights dequantised to " + dtype}
     else:
-        folder, gguf, source = _local_checkpoint(Path(name))
+        folder, gguf, source = local_checkpoint(Path(name))
     with _progress_bars(progress):
         if gguf is not None and cache:
             model, tokenizer, cache_info = load_gguf_cached(
@@ -128,7 +128,7 @@ def smollm2_location() -> Path:
     return folder
 
 
-def _local_checkpoint(path: Path) -> tuple[Path, str | None, dict]:
+def local_checkpoint(path: Path) -> tuple[Path, str | None, dict]:
     """(folder, gguf file name or None, source info) for a user path, checked up front."""
     if path.is_file() and path.suffix == ".gguf":
         return path.parent, path.name, {"path": str(path), "format": "gguf"}

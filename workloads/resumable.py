@@ -10,6 +10,7 @@ what goes into a checkpoint is the caller's.
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import time
 from collections.abc import Callable
@@ -90,6 +91,15 @@ def read_progress(folder: Path) -> dict:
 
 def fresh_progress() -> dict:
     return {"step": 0, "losses": [], "wall_s": 0.0, "cpu_s": 0.0, "resumed_at": []}
+
+
+def cosine_lr(peak: float, step: int, steps: int, warmup_steps: int = 0) -> float:
+    """Learning rate of step `step` (0-based) of `steps`: linear warm-up over
+    `warmup_steps`, then cosine decay from `peak` to `peak` / 10 at the last step."""
+    if step < warmup_steps:
+        return peak * (step + 1) / warmup_steps
+    progress = min(1.0, (step - warmup_steps) / max(1, steps - 1 - warmup_steps))
+    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
 def add_laps(state: dict, wall_since: float, cpu_since: float) -> None:

@@ -93,8 +93,7 @@ def _is_number(value: Any) -> bool:
 
 def lr_at(config: PredictorTrainConfig, step: int) -> float:
     """Rate of step `step` (0-based): cosine decay from lr to lr / 10."""
-    progress = step / max(1, config.steps - 1)
-    return config.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+    return resumable.cosine_lr(config.lr, step, config.steps)
 
 
 # ---------------------------------------------------------------- the run
@@ -115,7 +114,6 @@ def train_predictor(config: PredictorTrainConfig, out_dir: str | Path, *, model:
     text = corpus if isinstance(corpus, Corpus) else load_corpus(config.corpus,
                                                                  config.text_column)
     splits = resolve_splits(config, text)  # before the model loads: a typo fails fast
-    _claim(out, config)
     loaded = (model if isinstance(model, LoadedModel)
               else load_model(config.model, config.dtype, progress=progress))
     return _train(config, loaded, text, splits, activations, out, progress)
@@ -158,6 +156,7 @@ def _train(config: PredictorTrainConfig, loaded, corpus, splits: tuple[str, str]
     if train.ids.size < config.batch_tokens:
         raise ConfigError(f"{train.ids.size} training tokens are fewer than one batch",
                           key_path="batch_tokens", allowed=f"1..{train.ids.size}")
+    _claim(out, config)  # only settings that passed every check claim the folder
     start = time.perf_counter()
     if activations is None:
         activations = collect(loaded, train.ids, train.split, train.starts, progress)
@@ -258,7 +257,7 @@ def _record(config: PredictorTrainConfig, loaded, corpus, net, k: int, train, he
     from workloads.masks.predictor import FORMAT, FORMAT_VERSION
 
     shape = loaded.shape
-    mlp_params = 3 * shape.hidden_size * shape.intermediate_size * shape.num_hidden_layers
+    mlp_params = shape.mlp_params_per_layer * shape.num_hidden_layers
     return {
         "format": FORMAT, "format_version": FORMAT_VERSION, "model": loaded.name,
         "model_shape": shape.to_dict(), "density": float(config.density), "k": k,
