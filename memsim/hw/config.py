@@ -188,8 +188,7 @@ def hw_from_dict(data: dict, *, source: str = "<api>", path: str = "",
     except ConfigError as exc:
         if exc.source == "<api>":  # raised in a __post_init__: add the file name
             key = f"{path}.{exc.key_path}" if path else exc.key_path
-            raise ConfigError(exc.message, source=source, key_path=key,
-                              allowed=exc.allowed) from None
+            raise exc.relocated(source=source, key_path=key) from None
         raise
 
 

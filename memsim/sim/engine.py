@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import simpy
 
+from memsim.sim._token_step import token_step  # compiled on first call
 from memsim.sim.costs import StepCosts
 from memsim.sim.resources import Phone
 
@@ -64,8 +65,6 @@ class DecodeRun:
 
     def _token(self, t: int):
         """One decode step; records its time and critical-path breakdown."""
-        from memsim.sim._token_step import token_step  # compiled on first use
-
         ph, c = self.phone, self.c
         token_start = self.env.now
         busy0 = ph.timelines[:, 1].copy()

@@ -85,8 +85,7 @@ class ModelShape:
         except TypeError as exc:
             raise ConfigError(str(exc), source=source, allowed=", ".join(sorted(names))) from None
         except ConfigError as exc:
-            raise ConfigError(exc.message, source=source, key_path=exc.key_path,
-                              allowed=exc.allowed) from None
+            raise exc.relocated(source=source) from None
 
 
 def _is_int(value) -> bool:
@@ -134,8 +133,7 @@ def model_from_hf_config(config: dict, name: str, source: str = "") -> ModelShap
     try:
         return ModelShape(name=name, **values)
     except ConfigError as exc:  # name the file, not the shape
-        raise ConfigError(exc.message, source=source, key_path=exc.key_path,
-                          allowed=exc.allowed) from None
+        raise exc.relocated(source=source) from None
 
 
 def load_model_shape(name_or_path: str) -> ModelShape:

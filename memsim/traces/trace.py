@@ -285,8 +285,7 @@ class Trace:
         try:
             return cls._from_stored(meta, bits, path)
         except TraceError as exc:
-            raise TraceError(exc.message, source=str(path), key_path=exc.key_path,
-                             allowed=exc.allowed) from None
+            raise exc.relocated(source=str(path)) from None
 
     @classmethod
     def _from_stored(cls, meta: dict, bits: dict, path: Path) -> "Trace":

@@ -25,10 +25,10 @@ hot and cold columns at random); groups that overlap other than by nesting.
 """
 from __future__ import annotations
 
-import numba
 import numpy as np
 
 from memsim.core.bitops import popcount
+from memsim.core.jit import kernel
 from memsim.traces.bits import pack_words
 from memsim.traces.calibrated.statistics import COACTIVATION_SIZES, PARTNER_RANKS
 
@@ -96,7 +96,7 @@ def _phi_rows(mask: np.ndarray, queries: np.ndarray) -> np.ndarray:
     return _phi_kernel(by_column[queries], by_column, p, inv_sd, queries, float(T))
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel
 def _phi_kernel(query_bits: np.ndarray, all_bits: np.ndarray, p: np.ndarray,
                 inv_sd: np.ndarray, queries: np.ndarray, T: float) -> np.ndarray:
     """phi[q, j] = (n_qj / T - p_q p_j) / (sd_q sd_j), n_qj the tokens both used.

@@ -6,10 +6,14 @@ import dataclasses
 import numpy as np
 
 from memsim.core.errors import ConfigError
-from memsim.traces.calibrated.latent import Coactivation, latent_scores, norm_ppf, probit_shift
+from memsim.traces.calibrated.latent import (
+    Coactivation,
+    latent_scores,
+    probit_shift,
+    representative_thresholds,
+)
 from memsim.traces.calibrated.statistics import (
     COACTIVATION_SIZES,
-    RANK_GRID,
     GroupStatistics,
     TraceStatistics,
 )
@@ -102,9 +106,7 @@ def _column_thresholds(group: GroupStatistics, density: np.ndarray, num_columns:
 def dealt_thresholds(profile: np.ndarray, num_columns: int,
                      structure: np.random.Generator) -> np.ndarray:
     """(L, Q) frequency profile -> (L, N) float32 thresholds, ranks dealt at random."""
-    ranks = (np.arange(num_columns) + 0.5) / num_columns
-    p = np.stack([np.interp(ranks, RANK_GRID, row) for row in profile])
-    return norm_ppf(1.0 - structure.permuted(p, axis=1)).astype(np.float32)
+    return structure.permuted(representative_thresholds(profile, num_columns), axis=1)
 
 
 def _draw_masks(group: GroupStatistics, density: np.ndarray, num_columns: int,
