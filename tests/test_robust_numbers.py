@@ -106,6 +106,28 @@ def test_a_sweep_whose_synthetic_trace_cannot_fit_is_refused_at_load():
     expect_clean(CAT, lambda: sweep_from_dict(data, source="s.yaml"), "axes.trace.windows")
 
 
+HUGE = str(10 ** 400)  # a pasted blob: no float holds it
+
+
+@pytest.mark.parametrize("argv,flag", [
+    (["trace", "synth", "--model", "phi-3-mini", "--tokens", HUGE], "--tokens"),
+    (["trace", "synth", "--model", "phi-3-mini", "--tokens", "8", "--seed", HUGE], "--seed"),
+    (["eval", "--windows", HUGE], "--windows"),
+    (["eval", "--seed", HUGE], "--seed")])
+def test_an_integer_flag_beyond_64_bits_is_refused(tmp_path, argv, flag):
+    run_cli(CAT, [*argv, "--out", str(tmp_path / "out")], flag, "out of range")
+
+
+@pytest.mark.parametrize("key", ["tokens", "windows", "window_len", "seed", "prompt_len"])
+def test_an_integer_setting_beyond_64_bits_is_refused_at_load(key):
+    """Each used to end in a traceback far downstream (memory check, DRAM plan, or, for the
+    seed, the results table after every point had run)."""
+    trace = {"source": "synthetic", "tokens": 8, key: 10 ** 400}
+    data = {"base": {"hw": "flagship", "model": "phi-3-mini", "trace": trace}}
+    expect_clean(CAT, lambda: sweep_from_dict(data, source="s.yaml"), "s.yaml",
+                 f"trace.{key}", "64 bits")
+
+
 # ---------------------------------------------------------------- inside the ranges
 def _bounds(f: dataclasses.Field) -> tuple[float, float]:
     m = f.metadata

@@ -237,13 +237,14 @@ def _check_installed(model: str) -> None:
 
 def _check_counts(args: argparse.Namespace) -> None:
     from memsim.core.errors import ConfigError
+    from memsim.core.schema import MAX_INT, short_repr
 
     for flag, value, low in (("--windows", args.windows, 1), ("--window-len", args.window_len, 2),
                              ("--calibration-windows", args.calibration_windows, 1),
                              ("--seed", args.seed, 0), ("--stride", args.stride, 1)):
-        if value is not None and value < low:
-            raise ConfigError(f"must be >= {low}, got {value}", source="<cli>", key_path=flag,
-                              allowed=f">= {low}")
+        if value is not None and not low <= value <= MAX_INT:
+            raise ConfigError(f"out of range: {short_repr(value)}", source="<cli>",
+                              key_path=flag, allowed=f">= {low}, at most {MAX_INT}")
 
 
 def _model_shape(model: str, dtype: str):

@@ -71,6 +71,7 @@ def check_synth_arguments(args):
     import math
 
     from memsim.core.files import check_fits_in_memory, check_output_file
+    from memsim.core.schema import MAX_INT, short_repr
     from memsim.traces import load_model_shape
     from memsim.traces.synth import mask_bytes_per_token
 
@@ -78,9 +79,9 @@ def check_synth_arguments(args):
         model = load_model_shape(args.model)
     for flag, value, low in (("--tokens", args.tokens, 1), ("--sequences", args.sequences, 1),
                              ("--seed", args.seed, 0), ("--prompt-len", args.prompt_len, 0)):
-        if value < low:
-            raise ConfigError(f"must be >= {low}, got {value}", source="<cli>", key_path=flag,
-                              allowed=f">= {low}")
+        if not low <= value <= MAX_INT:
+            raise ConfigError(f"out of range: {short_repr(value)}", source="<cli>",
+                              key_path=flag, allowed=f">= {low}, at most {MAX_INT}")
     if args.tokens % args.sequences:
         raise ConfigError(f"{args.tokens} tokens do not split into {args.sequences} equal "
                           "sequences", source="<cli>", key_path="--tokens",

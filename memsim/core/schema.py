@@ -51,6 +51,9 @@ def _allowed(f: dataclasses.Field, kind: str) -> str:
     return (f"{kind} " + " and ".join(bounds)).strip() + unit
 
 
+MAX_INT = 2**63 - 1  # every integer setting: what numpy and the results table's int64 hold
+
+
 def _check_scalar(value: Any, hint: Any, f: dataclasses.Field, where: str, source: str) -> Any:
     """Type and range check of one leaf value; returns it converted (int -> float)."""
     optional = typing.get_origin(hint) in (typing.Union, getattr(__import__("types"), "UnionType"))
@@ -64,6 +67,9 @@ def _check_scalar(value: Any, hint: Any, f: dataclasses.Field, where: str, sourc
         ok = isinstance(value, bool)
     elif base is int:
         ok = isinstance(value, int) and not isinstance(value, bool)
+        if ok and abs(value) > MAX_INT:  # a 400-digit seed would crash far downstream
+            raise ConfigError(f"out of range: {short_repr(value)}", source=source, key_path=where,
+                              allowed=f"{_allowed(f, 'int')}, at most {MAX_INT} (64 bits)")
     elif base is float:
         number = _as_float(value)
         ok = number is not None and (math.isfinite(number) or (f.metadata.get("allow_inf")
@@ -73,13 +79,13 @@ def _check_scalar(value: Any, hint: Any, f: dataclasses.Field, where: str, sourc
         ok = isinstance(value, base)
     if not ok:
         raise ConfigError(f"expected {base.__name__}, got {type(value).__name__} "
-                          f"{_short(value)}",
+                          f"{short_repr(value)}",
                           source=source, key_path=where, allowed=_allowed(f, base.__name__))
     _check_range(value, f, where, source, base.__name__)
     return value
 
 
-def _short(value: Any, limit: int = 60) -> str:
+def short_repr(value: Any, limit: int = 60) -> str:
     """repr(value), cut to `limit` characters (a pasted blob or a 400-digit number)."""
     text = repr(value)
     return text if len(text) <= limit else text[:limit - 3] + "..."
@@ -105,7 +111,7 @@ def _check_range(value: Any, f: dataclasses.Field, where: str, source: str, kind
            or (m.get("registry") is not None and value not in m["registry"]))
     if bad:
         what = "unknown value" if (m.get("choices") or m.get("registry")) else "out of range:"
-        raise ConfigError(f"{what} {_short(value)}", source=source, key_path=where,
+        raise ConfigError(f"{what} {short_repr(value)}", source=source, key_path=where,
                           allowed=_allowed(f, kind))
 
 
