@@ -41,3 +41,18 @@ def test_a_missing_layout_file_is_an_error_naming_the_resolved_path(tmp_path):
         expand(load_sweep(path))
     assert str((tmp_path / "sweeps" / "nowhere.npz").resolve()) in err.value.message
     assert err.value.key_path == "hw.flash.layout"
+
+
+def test_a_relative_layout_inside_a_bundle_resolves_against_the_sweep_file(tmp_path,
+                                                                          monkeypatch):
+    trace = synth_trace(load_model_shape("smollm2-135m"), 16, 0.5, seed=0)
+    build_layout(trace, "frequency").save(tmp_path / "sweeps" / "freq.npz")
+    path = _sweep_file(tmp_path / "sweeps", [None])
+    data = yaml.safe_load(path.read_text())
+    data["axes"] = {"variant": [{"name": "naive"},
+                                {"name": "placed", "hw.flash.layout": "freq.npz"}]}
+    path.write_text(yaml.safe_dump(data))
+    monkeypatch.chdir(tmp_path)
+    points, _ = expand(load_sweep(path))
+    assert sorted(str(p.hw.flash.layout) for p in points) == sorted(
+        ["None", str((tmp_path / "sweeps" / "freq.npz").resolve())])

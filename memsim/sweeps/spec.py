@@ -48,7 +48,6 @@ from memsim.hw.config import HardwareConfig, hw_from_dict, load_hw
 METHODS = ("dense", "glu", "cats", "dip", "dip_ca")  # workloads/masks registers these
 SYNTHETIC_METHODS = ("dense", "dip")
 SHORT_AXES = {"cache.": "hw.cache."}  # `cache.impl` == `hw.cache.impl`
-LAYOUT_AXIS = "hw.flash.layout"  # a file path: a relative one is taken from the sweep file
 # Models a real forward pass loads by name (workloads/model.py's DEFAULT_MODEL); any other
 # `trace.source: model` point needs a checkpoint folder.
 MODEL_SOURCE_PRESETS = ("smollm2-135m",)
@@ -150,6 +149,7 @@ class SweepSpec:
     base_hw: dict
     base_point: dict
     axes: dict[str, list]
+    root: str = "."  # the sweep file's folder: relative paths in it (a flash layout) start here
 
 
 def load_sweep(path: str | Path) -> SweepSpec:
@@ -181,11 +181,7 @@ def sweep_from_dict(data: Any, *, source: str = "<api>", root: Path = Path("."))
         raise ConfigError(f"expected a short text, got {type(name).__name__}", source=source,
                           key_path="name")
     canonical = {_canonical_axis(k): v for k, v in axes.items()}
-    if LAYOUT_AXIS in canonical:  # a relative layout path is taken from the sweep file
-        canonical[LAYOUT_AXIS] = [str((root / v).resolve()) if isinstance(v, str)
-                                  and not Path(v).is_absolute() else v
-                                  for v in canonical[LAYOUT_AXIS]]
-    spec_ = SweepSpec(str(name), source, to_plain(hw), base, canonical)
+    spec_ = SweepSpec(str(name), source, to_plain(hw), base, canonical, str(root))
     check_sweep(spec_, typed={_canonical_axis(k): k for k in axes})
     return spec_
 
@@ -392,7 +388,7 @@ def _apply(sweep: SweepSpec, values: tuple[tuple[str, Any], ...]) -> SweepPoint:
                 _set_path(hw_data, key[3:], setting, key, sweep.source)
             else:
                 _set_path(point_data, key, setting, key, sweep.source)
-    hw = hw_from_dict(hw_data, source=sweep.source, path="hw")
+    hw = hw_from_dict(hw_data, source=sweep.source, path="hw", root=Path(sweep.root))
     point = _normalised(load_dataclass(PointSpec, point_data, source=sweep.source, path="base"))
     return SweepPoint(_normalised_hw(hw, point), point, values)
 
