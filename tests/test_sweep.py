@@ -141,3 +141,16 @@ def test_densities_a_method_cannot_reach_are_filtered_with_a_reason():
     assert kept == [("cats", 0.5), ("cats", 0.7), ("dip", 0.3), ("dip", 0.5), ("dip", 0.7),
                     ("glu", 0.7)]
     assert all("in full" in reason for _, reason in dropped)
+
+
+def test_settings_dense_streaming_ignores_share_one_pair_of_references(tmp_path):
+    """Merge gap, cache split and policy do not change dense streaming or all-in-DRAM: one
+    reference task for the whole grid, every row reading the same two figures."""
+    spec = sweep_from_dict(_sweep({"hw.dram.capacity_GB": [0.03, 0.06],
+                                   "method": ["dense", "dip"],
+                                   "hw.flash.merge_gap_KiB": [0, 16],
+                                   "cache.split": ["equal", "proportional"]}))
+    run_sweep(spec, tmp_path, progress=False)
+    assert len(list((tmp_path / "references").iterdir())) == 1
+    table = read_results(tmp_path)
+    assert len(set(table["ref_dense_streaming_tokens_per_s"])) == 1

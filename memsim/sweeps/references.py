@@ -1,7 +1,8 @@
 """Reference throughputs a sweep's figures draw beside its points, one pair per phone.
 
-For each distinct (phone without its DRAM size and cache, model, mode, sequence shape) the
-sweep simulates dense decode twice, as a task like any other:
+For each distinct (phone without its DRAM size, cache and the flash-access settings dense
+streaming ignores (layout, merge gap, admission); model, mode, sequence shape) the sweep
+simulates dense decode twice, as a task like any other:
   dense streaming     every MLP weight read from flash each token (placement.mlp: streamed),
                       the rest in DRAM: the floor a cache should beat;
   everything in DRAM  every weight resident (placement.mlp: resident): the ceiling.
@@ -16,9 +17,10 @@ import json
 from pathlib import Path
 
 from memsim.core.files import atomic_write_text
+from memsim.core.schema import to_plain
 from memsim.hw.config import hw_from_dict
 from memsim.sim.simulator import simulate
-from memsim.sweeps.spec import SweepPoint, _digest
+from memsim.sweeps.spec import SweepPoint, _digest, dense_streaming_hw
 from memsim.traces.bits import PackedMasks
 from memsim.traces.model_shape import load_model_shape
 from memsim.traces.trace import Trace
@@ -31,9 +33,9 @@ COLUMNS = {"dense_streaming": ("streamed", "ref_dense_streaming_tokens_per_s"),
 
 def reference_job(point: SweepPoint) -> dict:
     """What decides a point's references, as plain data (its digest names the folder)."""
-    hw = copy.deepcopy(point.config["hw"])
+    hw = to_plain(dense_streaming_hw(point.hw))  # settings dense ignores do not split it
     hw["dram"]["capacity_GB"] = AMPLE_DRAM_GB
-    hw["cache"] = {**hw.get("cache", {}), "impl": "none"}
+    hw["cache"] = {"impl": "none"}
     t = point.spec.trace
     length, prompt = (t.window_len, 0) if t.source == "model" else (t.tokens, t.prompt_len)
     return {"hw": hw, "model": point.spec.model, "mode": point.spec.mode,

@@ -394,10 +394,12 @@ def _apply(sweep: SweepSpec, values: tuple[tuple[str, Any], ...]) -> SweepPoint:
 
 
 def _normalised_hw(hw: HardwareConfig, point: PointSpec) -> HardwareConfig:
+    return dense_streaming_hw(hw) if point.method == "dense" else hw
+
+
+def dense_streaming_hw(hw: HardwareConfig) -> HardwareConfig:
     """Dense streaming reads whole regions, one run per transfer: flash layout, merge gap
     and over-read admission change nothing, so they are reset (equal points hash equal)."""
-    if point.method != "dense":
-        return hw
     flash = dataclasses.replace(hw.flash, layout=None)
     if hasattr(flash, "merge_gap_KiB"):
         flash = dataclasses.replace(flash, merge_gap_KiB=0.0)
