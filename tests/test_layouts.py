@@ -67,6 +67,9 @@ def test_a_layout_is_checked_on_load_and_against_the_model(tmp_path):
     (tmp_path / "junk.npz").write_bytes(b"PK\x03\x04 not really a zip")
     with pytest.raises(ConfigError, match="junk.npz"):
         load_layout(tmp_path / "junk.npz")
+    trace_path = random_trace(T=3).save(tmp_path / "a_trace.npz")  # the same container
+    with pytest.raises(ConfigError, match="not a layout file"):
+        load_layout(trace_path)
 
 
 def test_layout_build_and_simulate_with_it_from_the_command_line(tmp_path, capsys):

@@ -2,6 +2,7 @@
 
 Output folder:
     traces/<trace id>/     trace.npz, eval.json (perplexity; written last: the done marker)
+    layouts/<layout id>/   layout.npz, built from a calibration trace (`layout.method`)
     references/<ref id>/   reference.json: dense streaming / everything-in-DRAM tokens/s
     points/<point id>/     result.json, per_token.csv, resolved_config.yaml, row.json (last)
     results.parquet        one row per point of the current sweep file (CSV without pyarrow)
@@ -99,7 +100,7 @@ def run_sweep(sweep: SweepSpec, out_dir: str | Path, *, executor: str = "local",
     """Make missing traces and references, then simulate missing points, on `executor`.
     `echo` (None: silent) receives one line when some points were already done."""
     out = Path(out_dir)
-    _remove_stale_temp_files(out)
+    remove_stale_temp_files(out)  # a killed writer's temp files, at every level a sweep writes
     points, dropped = expand(sweep)
     require_points(sweep, points, dropped)
     atomic_write_text(out / "dropped.json", json.dumps(
@@ -211,12 +212,6 @@ def _reference_tasks(points: list[SweepPoint], out: Path) -> list[_Task]:
     return [_Task("reference", simulate_references, (j, str(out / "references" / r)),
                   f"reference {r}")
             for r, j in jobs.items() if not (out / "references" / r / REFERENCE_FILE).exists()]
-
-
-def _remove_stale_temp_files(out: Path) -> None:
-    """A task killed mid-write leaves its temp file (never a half-written result): drop
-    them, at every level of the folder."""
-    remove_stale_temp_files(out)
 
 
 def discard_damaged(out: Path, trace_ids: set[str], points: list[SweepPoint]) -> None:

@@ -131,6 +131,10 @@ def load_layout(path: str | Path) -> Layout:
     if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION:
         raise ConfigError("unsupported or missing format_version", source=where,
                           key_path="format_version", allowed=str(FORMAT_VERSION))
+    if not orders:  # e.g. a trace file: same container, same version key
+        raise ConfigError("holds no column orders: not a layout file", source=where,
+                          key_path="flash.layout",
+                          allowed="a .npz written by `memsim layout build`")
     for name, order in orders.items():
         if order.dtype.kind not in "iu" or order.ndim != 2:
             raise ConfigError(f"order must be a 2-D integer array, got {order.dtype} "

@@ -5,7 +5,7 @@ another worker; a task that keeps killing workers comes back as KilledWorker.
 
 Hygiene: the LocalCluster's workers are started with SIGINT ignored (Ctrl-C goes to the
 driver only, which then stops them: one line on the terminal, not a traceback per worker)
-and die with the driver (Dask's own parent pipe, plus `_worker.py`'s watcher). A scheduler
+and die with the driver through Dask's own parent pipe. A scheduler
 that cannot be reached within `CONNECT_TIMEOUT_S` is a one-line error. Security: a Dask
 scheduler runs any code sent to it; see docs/sweeps.md before listening beyond 127.0.0.1.
 """
