@@ -46,6 +46,7 @@ def load_inputs(args):
     from memsim.core.errors import user_input
     from memsim.core.files import check_output_dir
     from memsim.hw import load_hw
+    from memsim.hw.config import with_flash_layout
     from memsim.traces import Trace, load_model_shape
 
     if args.out:
@@ -55,7 +56,7 @@ def load_inputs(args):
     with user_input(key_path="--trace"):
         trace = Trace.load(args.trace)
     if args.layout is not None:
-        hw = with_layout(hw, args.layout)
+        hw = with_flash_layout(hw, args.layout)
     with user_input(key_path="--model"):
         model = load_model_shape(args.model) if args.model else trace.model
     return hw, trace, model
@@ -76,15 +77,6 @@ def blame_inputs(args):
         if exc.key_path.startswith("model."):
             raise exc.relocated(key_path="--model" if args.model else "--trace") from None
         raise exc.relocated(source=args.hw) from None
-
-
-def with_layout(hw, path: str):
-    """`hw` reading its MLP columns in the order of the layout file at `path`."""
-    import dataclasses
-    from pathlib import Path
-
-    flash = dataclasses.replace(hw.flash, layout=str(Path(path).resolve()))
-    return dataclasses.replace(hw, flash=flash)
 
 
 def whole_matrix_note(hw, trace, result) -> str | None:

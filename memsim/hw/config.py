@@ -201,5 +201,11 @@ def with_layout_root(hw: HardwareConfig, root: Path | None) -> HardwareConfig:
     layout = hw.flash.layout
     if layout is None or root is None or Path(layout).is_absolute():
         return hw
-    flash = dataclasses.replace(hw.flash, layout=str((Path(root) / layout).resolve()))
-    return dataclasses.replace(hw, flash=flash)
+    return with_flash_layout(hw, Path(root) / layout)
+
+
+def with_flash_layout(hw: HardwareConfig, path: str | Path | None) -> HardwareConfig:
+    """`hw` reading its MLP columns in the order of the layout file at `path` (None: model
+    order)."""
+    layout = None if path is None else str(Path(path).resolve())
+    return dataclasses.replace(hw, flash=dataclasses.replace(hw.flash, layout=layout))

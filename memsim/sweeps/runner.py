@@ -15,7 +15,6 @@ points' row.json files (and the references), so it may gain columns on a rerun.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import sys
@@ -25,6 +24,7 @@ from typing import Callable
 
 from memsim.core.errors import ConfigError
 from memsim.core.files import atomic_write_text, read_json, remove_stale_temp_files
+from memsim.hw.config import with_flash_layout
 from memsim.sim.result import write_result
 from memsim.sim.simulator import resolved_config, simulate
 from memsim.sweeps.executors import EXECUTORS
@@ -149,13 +149,12 @@ def run_sweep(sweep: SweepSpec, out_dir: str | Path, *, executor: str = "local",
 def _warm_up(point: SweepPoint) -> None:
     """Ready the simulator's compiled kernels before the local pool forks, so its workers
     inherit them (a layout-free copy of the point's phone; failures are the tasks' to say)."""
-    import dataclasses
 
     from memsim.sim.warmup import warm_up
 
     hw = point.hw
     try:
-        warm_up(dataclasses.replace(hw, flash=dataclasses.replace(hw.flash, layout=None)))
+        warm_up(with_flash_layout(hw, None))
     except Exception:  # noqa: BLE001 - a bad point fails in its own task, with its own message
         pass
 
@@ -290,7 +289,7 @@ def simulate_point(point: SweepPoint, folder: str, trace_folder: str,
         else trace.model
     hw = point.hw
     if layout_path is not None:
-        hw = dataclasses.replace(hw, flash=dataclasses.replace(hw.flash, layout=layout_path))
+        hw = with_flash_layout(hw, layout_path)
     result = simulate(hw, model, trace, mode=point.spec.mode)
     config = {**resolved_config(hw, model, trace, point.spec.mode),
               "point": point.config["point"], "axes": dict(point.axis_values)}
