@@ -284,7 +284,7 @@ def simulate_point(point: SweepPoint, folder: str, trace_folder: str,
     """Task: simulate one point on its trace (with the layout the sweep built for it, if
     any); row.json written last (the done marker)."""
     trace = Trace.load(Path(trace_folder) / TRACE_FILE)
-    figures = json.loads((Path(trace_folder) / EVAL_FILE).read_text())
+    figures = read_json(Path(trace_folder) / EVAL_FILE, what="trace record")
     model = load_model_shape(point.spec.model) if point.spec.trace.source == "model" \
         else trace.model
     hw = point.hw

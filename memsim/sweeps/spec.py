@@ -44,6 +44,7 @@ from memsim.core.files import as_path
 from memsim.core.schema import load_dataclass, spec, to_plain
 from memsim.core.strict_yaml import read_yaml_mapping
 from memsim.hw.config import HardwareConfig, hw_from_dict, load_hw
+from memsim.hw.layouts import LAYOUT_METHODS
 
 METHODS = ("dense", "glu", "cats", "dip", "dip_ca")  # workloads/masks registers these
 SYNTHETIC_METHODS = ("dense", "dip")
@@ -83,7 +84,7 @@ class DipCaSpec:
     warm_up: bool = spec("ramp gamma in over the first tokens", default=False)
 
 
-LAYOUT_CHOICES = ("none", "identity", "frequency", "coactivation")  # memsim/hw/layouts/
+LAYOUT_CHOICES = ("none", *LAYOUT_METHODS.names())  # memsim/hw/layouts/, one file each
 
 
 @dataclass(frozen=True, kw_only=True)
