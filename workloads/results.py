@@ -32,7 +32,7 @@ class EvalResult:
     wall_s: float  # load_s + eval_s: the whole call
     cache_hits: np.ndarray | None = None  # (T, G, L) int64, DIP-CA only (G: up_gate, down)
     cache_hit_rate: dict | None = None  # group -> hits / requested columns, DIP-CA only
-    load_s: float = 0.0  # loading the model (and adapter) and the corpus; 0 if passed loaded
+    load_s: float = 0.0  # loading the model, adapter and corpus: those not passed in loaded
     eval_s: float = 0.0  # calibration and scoring, the rest of wall_s
 
     def summary(self) -> dict:
