@@ -17,7 +17,7 @@ from memsim.sim.costs import (
     cache_outcome,
     group_geometries,
 )
-from memsim.sim.engine import DecodeRun, TokenTimes
+from memsim.sim.engine import CompiledRun, TokenTimes
 from memsim.sim.plan import DramPlan, kv_budget_tokens, plan_dram
 from memsim.sim.reference import analytic_token_times
 from memsim.sim.result import Result
@@ -48,7 +48,7 @@ def simulate(hw: HardwareConfig | str | Path, model: ModelShape | str | None,
     outcome = cache_outcome(hw, trace, plan, geometries)
     costs = build_step_costs(hw, model, trace, plan, outcome, geometries)
     if mode == "event":
-        times = DecodeRun(costs, hw.timing.prefetch_next_layer,
+        times = CompiledRun(costs, hw.timing.prefetch_next_layer,
                           hw.timing.flash_dram_concurrent).run(trace.sequences())
         ttft = _prefill_time(hw, model, trace, plan, times)
     else:
@@ -88,8 +88,10 @@ def _kv_budget_tokens(hw: HardwareConfig, trace: Trace) -> float:
 def _prefill_time(hw, model, trace, plan, times: TokenTimes) -> float:
     if trace.prompt_len == 0:
         return float(times.time_s[0])
-    costs = build_prefill_costs(hw, model, trace.prompt_len, plan)
-    run = DecodeRun(costs, hw.timing.prefetch_next_layer, hw.timing.flash_dram_concurrent)
+    costs = build_prefill_costs(hw, model, trace.prompt_len, plan,
+                                adapter_params=trace.adapter_params,
+                                predictor_params=trace.predictor_params)
+    run = CompiledRun(costs, hw.timing.prefetch_next_layer, hw.timing.flash_dram_concurrent)
     return float(run.run([slice(0, 1)]).time_s[0])
 
 
