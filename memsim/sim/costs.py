@@ -306,3 +306,38 @@ def _lm_head(hw, model, fp, plan, acc):
     acc.add_flash(head_flash, float(device.sum()), float(head_flash > 0))
     acc.dram_r += dram_bytes
     return float(time.sum()), dram_bytes / hw.dram.read_bandwidth_Bps, 2.0 * model.embedding_params
+
+
+def with_kv_lengths(costs: StepCosts, rows: np.ndarray, kv_len: np.ndarray,
+                    kv_base: np.ndarray, hw: HardwareConfig, model: ModelShape) -> StepCosts:
+    """Tokens `rows` of `costs` (built with KV lengths `kv_base`), each now attending to
+    `kv_len` entries: the attention step's KV read and the attention kernel change with it,
+    linearly (see _attention); everything else is the row's own (a chat session, session.py)."""
+    fp = Footprint.of(model, hw)
+    L, kv_bytes = model.num_hidden_layers, fp.kv_bytes_per_token_per_layer
+    heads_x_dim = model.num_attention_heads * model.head_dim
+    rate = 0.0 if hw.compute.ignore else 1.0 / hw.compute.units[hw.compute.decode_unit].ops_per_s
+    extra = np.asarray(kv_len, np.float64) - kv_base[rows]
+    dram, compute = costs.dram_s[rows], costs.compute_s[rows]
+    dram[:, :, 0] += (extra * kv_bytes / hw.dram.read_bandwidth_Bps)[:, None]
+    compute[:, :, 0] += (4 * extra * heads_x_dim * rate)[:, None]
+    return StepCosts(costs.flash_ahead_s[rows], costs.flash_demand_s[rows], dram, compute,
+                     costs.step_phase, costs.head_flash_s[rows], costs.head_dram_s[rows],
+                     costs.head_compute_s[rows], costs.flash_bytes[rows],
+                     costs.flash_device_bytes[rows], costs.flash_requests[rows],
+                     costs.dram_read_bytes[rows] + extra * kv_bytes * L,
+                     costs.dram_write_bytes[rows], costs.ops[rows] + 4 * extra * heads_x_dim * L)
+
+
+def token_energy_J(hw: HardwareConfig, costs: StepCosts) -> np.ndarray | None:
+    """(T, 3) energy (J) of each token's flash, DRAM and compute work: device bytes x the
+    flash's pJ/B, DRAM reads and writes x theirs, operations x the decode unit's pJ/op (0 when
+    not given). None unless the three pJ/byte figures are given."""
+    figures = (hw.flash.read_energy_pJ_per_byte, hw.dram.read_energy_pJ_per_byte,
+               hw.dram.write_energy_pJ_per_byte)
+    if any(f is None for f in figures):
+        return None
+    op_pJ = hw.compute.units[hw.compute.decode_unit].energy_pJ_per_op or 0.0
+    return np.stack([costs.flash_device_bytes * figures[0],
+                     costs.dram_read_bytes * figures[1] + costs.dram_write_bytes * figures[2],
+                     costs.ops * op_pJ], axis=1) * 1e-12

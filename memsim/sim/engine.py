@@ -32,10 +32,6 @@ from memsim.sim._token_step import token_step  # compiled on first call
 from memsim.sim.costs import StepCosts
 from memsim.sim.resources import COMPUTE, DRAM, FLASH, Phone
 
-_TIME_FIELDS = ("time_s", "flash_s", "dram_s", "compute_s", "stall_s", "busy_flash_s",
-                "busy_dram_s", "busy_compute_s")
-
-
 @dataclass
 class TokenTimes:
     """Per-token timing records, (T,) arrays filled by the process."""
@@ -64,6 +60,10 @@ class TokenTimes:
     @classmethod
     def empty(cls, T: int) -> "TokenTimes":
         return cls(*(np.zeros(T) for _ in range(8)))
+
+    def rows(self, rows) -> "TokenTimes":
+        """The records of tokens `rows` (a slice or index array)."""
+        return TokenTimes(**{n: getattr(self, n)[rows] for n in self.__dataclass_fields__})
 
     @classmethod
     def from_records(cls, records: np.ndarray) -> "TokenTimes":

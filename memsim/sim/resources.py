@@ -97,3 +97,7 @@ class Phone:
 
     def timeline(self, resource: int) -> Timeline:
         return (self.flash, self.dram, self.compute)[resource]
+
+    def timelines_reserve(self, queue_row: int, busy_row: int, earliest_s: float,
+                          duration_s: float) -> tuple[float, float]:
+        return reserve_on(self.timelines, queue_row, busy_row, earliest_s, duration_s)
