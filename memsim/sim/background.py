@@ -15,9 +15,35 @@ import math
 
 import numpy as np
 
+from memsim.core.errors import ConfigError
 from memsim.hw.background import BackgroundApp
 from memsim.hw.config import HardwareConfig
 from memsim.sim.resources import COMPUTE, DRAM, FLASH, Phone
+
+
+RESOURCE_NAMES = ("flash", "DRAM", "compute")
+
+
+def check_sustainable(hw: HardwareConfig) -> None:
+    """The apps' bursts must fit their period on every resource, even at the slowest
+    throttle step: an open-loop app that issues work faster than a resource serves it
+    builds an endless queue (and a simulation that never ends)."""
+    slowest = np.ones(3)
+    if hw.thermal is not None:
+        for step in hw.thermal.steps:
+            slowest = np.minimum(slowest, step.scales)
+    total = np.zeros(3)
+    for i, app in enumerate(hw.background):
+        busy_s = AppLoad(hw, app).nominal_s / slowest  # one burst, at the slowest step
+        total += busy_s / app.period_s
+        worst = int(np.argmax(total))
+        if total[worst] >= 1.0:
+            raise ConfigError(f"the background apps need {total[worst]:.0%} of the "
+                              f"{RESOURCE_NAMES[worst]} (at the slowest throttle step): their "
+                              "queue would grow without end",
+                              key_path=f"background[{i}].period_s",
+                              allowed=f"> {busy_s[worst]:.6g} s for this app alone, and "
+                                      "all apps together under 100% of each resource")
 
 
 class AppLoad:

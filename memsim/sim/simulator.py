@@ -11,6 +11,7 @@ from memsim.core.schema import to_plain
 from memsim.hw.config import HardwareConfig, load_hw
 from memsim.hw.layouts import Layout, load_layout
 from memsim.sim import over_time
+from memsim.sim.background import check_sustainable
 from memsim.sim.costs import (
     StepCosts,
     build_prefill_costs,
@@ -89,6 +90,7 @@ def _check_choices(hw: HardwareConfig, mode: str, engine: str, session) -> None:
     if engine not in ENGINES:
         raise ConfigError(f"unknown engine {engine!r}", key_path="engine",
                           allowed=", ".join(ENGINES))
+    check_sustainable(hw)
     timed = session is not None or not _is_static(hw)
     if mode == "analytic" and timed:
         raise ConfigError("the analytic closed form has no clock: sessions, thermal and "
