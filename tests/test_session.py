@@ -97,3 +97,42 @@ def test_analytic_mode_has_no_clock_for_a_session():
     with pytest.raises(ConfigError) as err:
         simulate(make_hw(*DRAM_ONLY), TINY, random_trace(T=4), mode="analytic", session=CHAT)
     assert err.value.key_path == "mode"
+
+
+def test_simulate_command_runs_a_session_with_heat_and_an_app(tmp_path, capfd):
+    import json
+
+    from memsim.cli import main
+    from memsim.sim.result import read_per_token_csv
+
+    trace = random_trace(T=6, seed=2)
+    trace.save(tmp_path / "t.npz")
+    (tmp_path / "chat.yaml").write_text(
+        "name: chat\nturns:\n  - {prompt_tokens: 8, answer_tokens: 4, think_s: 1.0}\n"
+        "repeat: 3\nmax_context_tokens: 64\n")
+    argv = ["simulate", "--hw", "flagship", "--trace", str(tmp_path / "t.npz"),
+            "--session", str(tmp_path / "chat.yaml"), "--thermal", "flagship_phone",
+            "--background", "camera_preview", "--out", str(tmp_path / "out")]
+    assert main(argv) == 0
+    out = capfd.readouterr().out
+    assert "sustained tokens/s" in out and "camera_preview" in out
+    result = json.loads((tmp_path / "out" / "result.json").read_text())
+    assert len(result["ttft_per_turn_s"]) == 3 and result["session"] == "chat"
+    columns = read_per_token_csv(tmp_path / "out" / "per_token.csv")
+    assert {"start_s", "end_s", "temperature_C", "speed_factor"} <= set(columns)
+
+
+@pytest.mark.parametrize("flag,value,message", [
+    ("--session", "missing.yaml", "session file"),
+    ("--thermal", "lukewarm", "no thermal preset"),
+    ("--background", "camera", "no background preset"),
+])
+def test_simulate_command_names_a_bad_scenario_flag(tmp_path, capfd, flag, value, message):
+    from memsim.cli import main
+
+    random_trace(T=4).save(tmp_path / "t.npz")
+    argv = ["simulate", "--hw", "flagship", "--trace", str(tmp_path / "t.npz"), flag,
+            str(tmp_path / value) if flag == "--session" else value]
+    assert main(argv) != 0
+    err = capfd.readouterr().err
+    assert message in err and err.count("\n") == 1
