@@ -19,9 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from memsim.core.errors import ConfigError
 from memsim.core.schema import spec
-from memsim.core.strict_yaml import read_yaml
+from memsim.hw.presets import preset_mapping, preset_names
 
 BACKGROUND_PRESET_DIR = Path(__file__).resolve().parents[2] / "hw_configs" / "background"
 
@@ -78,7 +77,7 @@ class BackgroundApp:
 
 
 def background_presets() -> list[str]:
-    return sorted(p.stem for p in BACKGROUND_PRESET_DIR.glob("*.yaml"))
+    return preset_names(BACKGROUND_PRESET_DIR)
 
 
 def resolve_background(value: Any, source: str, key_path: str = "background") -> Any:
@@ -86,13 +85,6 @@ def resolve_background(value: Any, source: str, key_path: str = "background") ->
     checks it)."""
     if not isinstance(value, list):
         return value
-    out = []
-    for i, item in enumerate(value):
-        if isinstance(item, str):
-            if item not in background_presets():
-                raise ConfigError(f"no background preset {item!r}", source=source,
-                                  key_path=f"{key_path}[{i}]",
-                                  allowed=", ".join(background_presets()) + ", or a mapping")
-            item = read_yaml(BACKGROUND_PRESET_DIR / f"{item}.yaml", what="background preset")
-        out.append(item)
-    return out
+    return [preset_mapping(BACKGROUND_PRESET_DIR, item, "background", source=source,
+                           key_path=f"{key_path}[{i}]") if isinstance(item, str) else item
+            for i, item in enumerate(value)]

@@ -22,7 +22,7 @@ from typing import Any
 
 from memsim.core.errors import ConfigError
 from memsim.core.schema import spec
-from memsim.core.strict_yaml import read_yaml
+from memsim.hw.presets import preset_mapping, preset_names
 
 THERMAL_PRESET_DIR = Path(__file__).resolve().parents[2] / "hw_configs" / "thermal"
 MIN_C, MAX_C = -50.0, 200.0
@@ -86,7 +86,7 @@ class ThermalConfig:
 
 
 def thermal_presets() -> list[str]:
-    return sorted(p.stem for p in THERMAL_PRESET_DIR.glob("*.yaml"))
+    return preset_names(THERMAL_PRESET_DIR)
 
 
 def resolve_thermal(value: Any, source: str, key_path: str = "thermal") -> Any:
@@ -96,7 +96,5 @@ def resolve_thermal(value: Any, source: str, key_path: str = "thermal") -> Any:
         return value
     if value == "none":
         return None
-    if value not in thermal_presets():
-        raise ConfigError(f"no thermal preset {value!r}", source=source, key_path=key_path,
-                          allowed="none, " + ", ".join(thermal_presets()) + ", or a mapping")
-    return read_yaml(THERMAL_PRESET_DIR / f"{value}.yaml", what="thermal preset")
+    return preset_mapping(THERMAL_PRESET_DIR, value, "thermal", source=source,
+                          key_path=key_path, also="none")

@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from memsim.core.jit import kernel
+from memsim.sim._token_step import _attribute  # the critical-path charge, shared
 from memsim.sim.resources import COMPUTE, DRAM, FLASH, reserve_on
 
 START, LOAD, KERNEL, PREFETCH, HEAD_LOAD, HEAD_KERNEL = range(6)
@@ -51,21 +52,6 @@ def token_program(step_phase: tuple[int, ...], num_layers: int,
                 ops.append((PREFETCH, 0, layer))
     ops += [(HEAD_LOAD, 0, num_layers), (HEAD_KERNEL, 0, num_layers)]
     return tuple(np.array(col, dtype=np.int64) for col in zip(*ops))
-
-
-@kernel
-def _attribute(now, f_start, f_end, d_start, d_end, split) -> float:
-    """Charge the wait until both transfers end to the later one (queueing = stall)."""
-    if f_end >= d_end:
-        ready, idx, start = f_end, 0, f_start
-    else:
-        ready, idx, start = d_end, 1, d_start
-    if ready <= now:
-        return now
-    queued = start - now if start > now else 0.0
-    split[3] += queued
-    split[idx] += ready - now - queued
-    return ready
 
 
 @kernel
