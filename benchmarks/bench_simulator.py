@@ -70,6 +70,7 @@ def event_path(args) -> None:
                "max_context_tokens": args.answer_tokens + 64}
     rows = [("compiled path, decode alone", hw, None, "compiled", args.tokens),
             ("event path, decode alone", hw, None, "event", args.tokens),
+            ("event path, heat + camera_preview, the trace", hot, None, "event", args.tokens),
             ("event path, heat + camera_preview, session", hot, session, "event",
              args.answer_tokens)]
     print(f"workload: phi-3-medium, DIP density 0.5, {hw.name}; trace of {args.tokens} "
