@@ -82,6 +82,26 @@ def test_step_time_between_largest_busy_resource_and_sum_of_all(name, capacity):
     busy = np.array([r.busy_s[k] for k in ("flash", "dram", "compute")])
     assert busy.max() <= r.time_per_token_s * (1 + 1e-12)
     assert r.time_per_token_s <= busy.sum() * (1 + 1e-12) or busy.sum() == 0
+    if not hw.timing.flash_dram_concurrent:  # one channel: its two kinds of work add up
+        assert busy[0] + busy[1] <= r.time_per_token_s * (1 + 1e-12)
+
+
+def test_shared_channel_busy_times_are_flash_and_dram_work_each_once():
+    """timing.flash_dram_concurrent false: one channel, so a step takes flash + DRAM time;
+    each resource's busy time is its own work (hand-computed: bytes / bandwidth), and the
+    effective flash bandwidth is the flash's own 1 GB/s."""
+    hw = make_hw(REFERENCE, {"timing": {"flash_dram_concurrent": False},
+                             "placement": {"mlp": "streamed"}})
+    trace = random_trace(T=6, seed=8)
+    r = simulate(hw, TINY, trace)
+    mlp = (trace.up.sum(axis=(1, 2)) * 2 * 160 + trace.down.sum(axis=(1, 2)) * 64) * 0.5
+    busy_flash = mlp / 1e9  # streamed: every column from flash
+    busy_dram = _static_s(hw, TINY, kv_len=(6 + 1) / 2)
+    assert r.hit_rate == 0
+    assert r.busy_s["flash"] == pytest.approx(busy_flash.mean(), rel=1e-12)
+    assert r.busy_s["dram"] == pytest.approx(busy_dram, rel=1e-12)
+    np.testing.assert_allclose(r.per_token["time_s"], busy_flash + busy_dram, rtol=1e-12)
+    assert r.effective_flash_bandwidth_Bps == pytest.approx(1e9, rel=1e-12)
 
 
 def test_breakdown_adds_up_to_step_time():
@@ -150,11 +170,85 @@ def test_ufs_many_small_reads_are_slower_than_one_large_read():
     assert one == pytest.approx(100e-6 + 4e6 / 4e9, rel=1e-3)
 
 
-def test_prefill_time_to_first_token_is_at_least_its_compute():
-    hw = make_hw({"flash": UFS}, capacity_for(2.0))
-    r = simulate(hw, TINY, random_trace(T=4, prompt_len=512))
-    ops = 512 * 2 * 2 * (TINY.attention_params_per_layer + TINY.mlp_params_per_layer)
-    assert r.ttft_s >= ops / hw.compute.units["npu"].ops_per_s
+# Prefill: everything streamed from a 1 GB/s byte-addressable flash with no latency, writes
+# free and no context, so DRAM moves nothing and every duration is bytes / 1e9 or ops / 5e12.
+PREFILL_HW = ({"timing": {"dram_writes": "free"},
+               "placement": {"attention": "streamed", "embedding": "streamed",
+                             "lm_head": "streamed", "mlp": "streamed"}}, capacity_for(2.0))
+
+
+def _prefill_parts(P: int):
+    """Hand-computed prefill durations of TINY on PREFILL_HW: P embedding rows e, one
+    layer's weights f, one layer's compute c, LM head h and its compute c_h (seconds)."""
+    m, bw, rate = TINY, 1e9, 10e12 * 0.5
+    e = P * m.hidden_size * 0.5 / bw
+    f = (m.attention_params_per_layer + m.mlp_params_per_layer) * 0.5 / bw
+    heads_x_dim = m.num_attention_heads * m.head_dim
+    c = (2 * P * (m.attention_params_per_layer + m.mlp_params_per_layer)
+         + 4 * heads_x_dim * P * (P + 1) / 2) / rate
+    h = m.vocab_size * m.hidden_size * 0.5 / bw
+    return e, f, c, h, 2 * m.vocab_size * m.hidden_size / rate
+
+
+@pytest.mark.parametrize("P", [8, 512, 4096])
+def test_prefill_time_to_first_token_overlaps_loads_with_compute(P):
+    """With prefetch, layer l+1's weights load while layer l computes: per layer the larger
+    of the two, not their sum; without prefetch, the sum."""
+    e, f, c, h, c_h = _prefill_parts(P)
+    L = TINY.num_hidden_layers
+    overlapped = e + f + (L - 1) * max(c, f) + max(c, h) + c_h
+    serial = e + L * (f + c) + h + c_h
+    trace = random_trace(T=2, prompt_len=P)
+    on = simulate(make_hw(*PREFILL_HW), TINY, trace)
+    off = simulate(make_hw(*PREFILL_HW, {"timing": {"prefetch_next_layer": False}}), TINY, trace)
+    assert on.ttft_s == pytest.approx(overlapped, rel=1e-12)
+    assert off.ttft_s == pytest.approx(serial, rel=1e-12)
+    assert on.ttft_s < off.ttft_s
+
+
+def test_prefill_of_three_unit_layers_takes_four_with_overlap_and_six_without():
+    """The issue's example: loads of 1 and compute of 1 per layer, three layers."""
+    from memsim.sim.costs import StepCosts
+    from memsim.sim.engine import CompiledRun, EventRun
+
+    flash = np.ones((1, 3, 1))
+    compute = np.zeros((1, 3, 3))
+    compute[:, :, 2] = 1.0
+    zero = np.zeros(1)
+    costs = StepCosts(flash, np.zeros_like(flash), np.zeros_like(flash), compute, (0,), zero,
+                      zero, zero, zero, zero, zero, zero, zero, zero)
+    for prefetch, expected in ((True, 4.0), (False, 6.0)):
+        assert CompiledRun(costs, prefetch, True).run([slice(0, 1)]).time_s[0] == expected
+        run = EventRun(prefetch, True)
+        stream = run.stream(costs)
+        run.run(stream.run(0, 1))
+        assert stream.times().time_s[0] == expected
+
+
+def test_prefill_reads_embedding_rows_adapters_predictor_and_overflow():
+    """Prefill reads every layer's weights once, the adapters and predictor, P embedding
+    rows and the LM head; resident weights that do not fit come from flash (overflow)."""
+    from memsim.sim.costs import build_prefill_costs
+
+    P, adapter, predictor = 100, 20_000, 6_000
+    hw = make_hw({"dram": {"capacity_GB": 6e-5}})  # too small: half the resident reads overflow
+    plan = plan_dram(hw, TINY, random_trace(T=2).groups(), P, adapter, predictor)
+    assert 0.5 < plan.overflow_fraction < 1
+    c = build_prefill_costs(hw, TINY, P, plan, adapter_params=adapter,
+                            predictor_params=predictor)
+    L, o, m = TINY.num_hidden_layers, plan.overflow_fraction, TINY
+    attention, mlp = L * m.attention_params_per_layer * 0.5, L * m.mlp_params_per_layer * 0.5
+    extras, row, head = (adapter + predictor) * 2.0, m.hidden_size * 0.5, m.embedding_params * 0.5
+    flash = (attention + extras + P * row + head) * o + mlp  # the MLP is read from flash
+    assert c.flash_bytes[0] == pytest.approx(flash, rel=1e-12)
+    kv_write = P * L * m.kv_values_per_token_per_layer * 2  # 16-bit KV
+    assert c.dram_read_bytes[0] + c.flash_bytes[0] == pytest.approx(
+        attention + mlp + extras + P * row + head, rel=1e-12)
+    assert c.dram_write_bytes[0] == pytest.approx(kv_write, rel=1e-12)
+    heads_x_dim = m.num_attention_heads * m.head_dim
+    ops = (2 * P * (L * (m.attention_params_per_layer + m.mlp_params_per_layer) + adapter
+                    + predictor) + L * 4 * heads_x_dim * P * (P + 1) / 2 + 2 * m.embedding_params)
+    assert c.ops[0] == pytest.approx(ops, rel=1e-12)
 
 
 def test_energy_reported_only_when_all_figures_given():

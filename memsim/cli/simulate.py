@@ -21,6 +21,15 @@ class Simulate(Command):
         p.add_argument("--mode", default="event", choices=("event", "analytic"))
         p.add_argument("--layout", default=None,
                        help="flash layout .npz (memsim layout build); overrides flash.layout")
+        p.add_argument("--session", default=None,
+                       help="chat session YAML (turns, think time: examples/chat.yaml); the "
+                       "answers loop the trace's tokens")
+        p.add_argument("--thermal", default=None,
+                       help="heat: `none` or a thermal preset (hw_configs/thermal/); "
+                       "overrides the hardware file's thermal:")
+        p.add_argument("--background", default=None,
+                       help="apps running beside the model, comma-separated presets "
+                       "(hw_configs/background/), or `none`; overrides background:")
         p.add_argument("--out", default=None, help="write result.json, per_token.csv, "
                        "resolved_config.yaml here")
 
@@ -28,14 +37,19 @@ class Simulate(Command):
         from memsim.sim import resolved_config, simulate, write_result
 
         hw, trace, model = load_inputs(args)
+        session = load_session_flag(args)
         with blame_inputs(args):
-            result = simulate(hw, model, trace, mode=args.mode)
+            result = simulate(hw, model, trace, mode=args.mode, session=session)
         print_table(result.summary_rows())
         note = whole_matrix_note(hw, trace, result)
         if note:
             print(note)
         if args.out:
-            path = write_result(result, args.out, resolved_config(hw, model, trace, args.mode))
+            config = resolved_config(hw, model, trace, args.mode)
+            if session is not None:
+                from memsim.core.schema import to_plain
+                config["session"] = to_plain(session)
+            path = write_result(result, args.out, config)
             print(f"wrote {path} (+ per_token.csv, resolved_config.yaml)")
         return 0
 
@@ -57,9 +71,42 @@ def load_inputs(args):
         trace = Trace.load(args.trace)
     if args.layout is not None:
         hw = with_flash_layout(hw, args.layout)
+    hw = with_scenario_flags(hw, args)
     with user_input(key_path="--model"):
         model = load_model_shape(args.model) if args.model else trace.model
     return hw, trace, model
+
+
+def with_scenario_flags(hw, args):
+    """`hw` with --thermal and --background applied (each checked as its YAML key is, an
+    error naming the flag)."""
+    from memsim.core.errors import user_input
+    from memsim.core.schema import to_plain
+    from memsim.hw.config import hw_from_dict
+
+    for flag, key, value in (("--thermal", "thermal", args.thermal),
+                             ("--background", "background", args.background)):
+        if value is None:
+            continue
+        data = to_plain(hw)
+        if key == "background":
+            names = [n.strip() for n in value.split(",") if n.strip()]
+            value = [] if names == ["none"] else names
+        data[key] = value
+        with user_input(key_path=flag):
+            hw = hw_from_dict(data, source="<cli>")
+    return hw
+
+
+def load_session_flag(args):
+    """The --session file, read strictly (None without the flag)."""
+    if args.session is None:
+        return None
+    from memsim.core.errors import user_input
+    from memsim.sim.session import load_session
+
+    with user_input(key_path="--session"):
+        return load_session(args.session)
 
 
 @contextmanager

@@ -143,8 +143,20 @@ def _load_value(value: Any, hint: Any, f: dataclasses.Field, where: str, source:
     impls = f.metadata.get("impls")
     if impls is not None:
         return _load_impl(value, impls, where, source)
+    inner = optional_dataclass(hint)
+    if inner is not None and value is None:
+        return None  # an optional section left out (`thermal: none` is resolved before)
+    if inner is not None:
+        hint = inner
     if dataclasses.is_dataclass(hint):
         return load_dataclass(hint, value, source=source, path=where)
+    item = dataclass_tuple_item(hint)
+    if item is not None:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"expected a list, got {type(value).__name__}", source=source,
+                              key_path=where, allowed="[{...}, ...]")
+        return tuple(load_dataclass(item, v, source=source, path=f"{where}[{i}]")
+                     for i, v in enumerate(value))
     if typing.get_origin(hint) is dict:
         _, value_type = typing.get_args(hint)
         if not isinstance(value, dict) or not value:
@@ -153,6 +165,23 @@ def _load_value(value: Any, hint: Any, f: dataclasses.Field, where: str, source:
         return {str(k): load_dataclass(value_type, v, source=source, path=_join(where, str(k)))
                 for k, v in value.items()}
     return _check_scalar(value, hint, f, where, source)
+
+
+def optional_dataclass(hint: Any) -> type | None:
+    """D for a `D | None` field whose D is a dataclass, else None."""
+    if typing.get_origin(hint) not in (typing.Union, getattr(__import__("types"), "UnionType")):
+        return None
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    return args[0] if len(args) == 1 and dataclasses.is_dataclass(args[0]) else None
+
+
+def dataclass_tuple_item(hint: Any) -> type | None:
+    """D for a `tuple[D, ...]` field whose D is a dataclass (a YAML list of mappings)."""
+    if typing.get_origin(hint) is not tuple:
+        return None
+    args = typing.get_args(hint)
+    return args[0] if len(args) == 2 and args[1] is Ellipsis and \
+        dataclasses.is_dataclass(args[0]) else None
 
 
 def _load_impl(value: Any, impls: Registry, where: str, source: str) -> Any:
@@ -175,6 +204,8 @@ def to_plain(obj: Any) -> Any:
         return {f.name: to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj) if f.init}
     if isinstance(obj, dict):
         return {k: to_plain(v) for k, v in obj.items()}
+    if isinstance(obj, tuple) and any(dataclasses.is_dataclass(v) for v in obj):
+        return [to_plain(v) for v in obj]  # a list of sections (background apps)
     return obj
 
 

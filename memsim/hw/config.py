@@ -16,7 +16,9 @@ from memsim.core.errors import ConfigError
 from memsim.core.files import as_path
 from memsim.core.schema import impl_field, load_dataclass, spec
 from memsim.core.strict_yaml import read_yaml
+from memsim.hw.background import BackgroundApp, background_presets, resolve_background
 from memsim.hw.flash import FLASH_MODELS, FlashModel
+from memsim.hw.thermal import ThermalConfig, resolve_thermal, thermal_presets
 
 PRESET_DIR = Path(__file__).resolve().parents[2] / "hw_configs"
 PLACEMENTS = ("resident", "streamed")
@@ -162,7 +164,35 @@ class HardwareConfig:
     placement: PlacementConfig = spec("where each layer type lives", default=PlacementConfig())
     cache: CacheConfig = spec("MLP column cache", default=CacheConfig())
     timing: TimingConfig = spec("overlap options", default=TimingConfig())
+    thermal: ThermalConfig | None = spec(
+        "heat: `none` (never heats: the default), a preset (" + ", ".join(thermal_presets())
+        + "; hw_configs/thermal/) or a mapping (memsim/hw/thermal.py)", default=None)
+    background: tuple[BackgroundApp, ...] = spec(
+        "apps running beside the model: a list of presets (" + ", ".join(background_presets())
+        + "; hw_configs/background/) or mappings (memsim/hw/background.py)", default=())
     description: str = spec("free text: where the figures come from", default="")
+
+    def __post_init__(self) -> None:
+        names = [app.name for app in self.background]
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                raise ConfigError(f"background app name {name!r} repeats",
+                                  key_path=f"background[{i}].name", allowed="distinct names")
+        if self.thermal is not None:
+            for key, value in self.energy_figures().items():
+                if value is None:
+                    raise ConfigError("the thermal model is heated by the energy model: "
+                                      f"{key} must be given", key_path=key,
+                                      allowed="a number (pJ), or thermal: none")
+
+    def energy_figures(self) -> dict[str, float | None]:
+        """The per-byte and per-op energies (pJ) the energy model needs, by key."""
+        unit = self.compute.units[self.compute.decode_unit]
+        return {"flash.read_energy_pJ_per_byte": self.flash.read_energy_pJ_per_byte,
+                "dram.read_energy_pJ_per_byte": self.dram.read_energy_pJ_per_byte,
+                "dram.write_energy_pJ_per_byte": self.dram.write_energy_pJ_per_byte,
+                f"compute.units.{self.compute.decode_unit}.energy_pJ_per_op":
+                    unit.energy_pJ_per_op}
 
 
 def load_hw(name_or_path: str | Path) -> HardwareConfig:
@@ -183,6 +213,7 @@ def hw_from_dict(data: dict, *, source: str = "<api>", path: str = "",
     """Validate plain data; `path` prefixes key paths in errors (e.g. "hw" in sweeps);
     a relative `flash.layout` is taken relative to `root` (the YAML file's folder)."""
     try:
+        data = _resolved_presets(data, source, path)
         hw = load_dataclass(HardwareConfig, data, source=source, path=path)
         return with_layout_root(hw, root)
     except ConfigError as exc:
@@ -190,6 +221,20 @@ def hw_from_dict(data: dict, *, source: str = "<api>", path: str = "",
             key = f"{path}.{exc.key_path}" if path else exc.key_path
             raise exc.relocated(source=source, key_path=key) from None
         raise
+
+
+def _resolved_presets(data, source: str, path: str):
+    """`thermal:` and `background:` preset names replaced by their mappings."""
+    if not isinstance(data, dict) or not ({"thermal", "background"} & set(data)):
+        return data
+    data = dict(data)
+    prefix = f"{path}." if path else ""
+    if "thermal" in data:
+        data["thermal"] = resolve_thermal(data["thermal"], source, prefix + "thermal")
+    if "background" in data:
+        data["background"] = resolve_background(data["background"], source,
+                                                prefix + "background")
+    return data
 
 
 def list_presets() -> list[str]:

@@ -5,7 +5,7 @@ import dataclasses
 import typing
 from dataclasses import MISSING
 
-from memsim.core.schema import _allowed
+from memsim.core.schema import _allowed, dataclass_tuple_item, optional_dataclass
 
 
 def _rows(cls: type, prefix: str) -> list[tuple[str, ...]]:
@@ -19,6 +19,14 @@ def _rows(cls: type, prefix: str) -> list[tuple[str, ...]]:
                 rows.append((f"{key}", "mapping", "", "", f"impl: {impl}",
                              (impl_cls.__doc__ or "").strip().splitlines()[0]))
                 rows += [r for r in _rows(impl_cls, f"{key}.") if not r[0].endswith(".impl")]
+            continue
+        if optional_dataclass(hint) is not None:  # an optional section (thermal)
+            rows.append((key, "mapping or name", "", "none", "", meta.get("help", "")))
+            rows += _rows(optional_dataclass(hint), f"{key}.")
+            continue
+        if dataclass_tuple_item(hint) is not None:  # a list of sections (background)
+            rows.append((key, "list", "", "[]", "", meta.get("help", "")))
+            rows += _rows(dataclass_tuple_item(hint), f"{key}[].")
             continue
         if dataclasses.is_dataclass(hint):
             rows += _rows(hint, f"{key}.")

@@ -1,18 +1,20 @@
-"""One decode token on the phone's timelines, compiled (numba): the engine's hot loop.
+"""One token on the phone's timelines, compiled (numba): the compiled path.
 
-Speed shortcut, pinned by benchmarks/bench_simulator.py: per layer, phases attn -> in -> out,
-each phase its load steps (flash || DRAM, a barrier per step) then its kernel; loads known
-ahead of a layer are reserved when the previous layer's last kernel starts (prefetch). All
-reservations go through `resources.reserve` on the shared timelines, in time order, so the
-schedule equals a SimPy process with one event per transfer (tests/test_engine.py checks the
-timing laws; tests/test_hardware.py the FIFO equivalence). See engine.py for the model.
+Used when the decode stream is the only process and nothing changes with time (no thermal
+model, no background app, no session): then the whole token can be reserved at once. Per
+layer, phases attn -> in -> out, each phase its load steps (flash || DRAM, a barrier per step)
+then its kernel; loads known ahead of a layer are reserved when the previous layer's last
+kernel starts (prefetch). The event path (_stream.py) runs the same program op by op,
+stoppable at any other process's event; tests/test_engine.py checks that both give the same
+per-token times on every preset, method and timing option. Flash reads queue on `flash_row`
+(the DRAM row on a shared channel) and count their busy time as flash time.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from memsim.core.jit import kernel
-from memsim.sim.resources import COMPUTE, DRAM, reserve
+from memsim.sim.resources import COMPUTE, DRAM, FLASH, reserve, reserve_on
 
 
 @kernel
@@ -35,7 +37,8 @@ def _attribute(now: float, f_start: float, f_end: float, d_start: float, d_end: 
 def _issue_ahead(timelines, flash_row, ahead_t, layer, at_s, pending) -> None:
     """Reserve the flash reads of `layer` that are known ahead, into pending (S, 2)."""
     for s in range(ahead_t.shape[1]):
-        pending[s, 0], pending[s, 1] = reserve(timelines, flash_row, at_s, ahead_t[layer, s])
+        pending[s, 0], pending[s, 1] = reserve_on(timelines, flash_row, FLASH, at_s,
+                                                  ahead_t[layer, s])
 
 
 @kernel
@@ -56,12 +59,13 @@ def token_step(timelines: np.ndarray, flash_row: int, now: float, ahead_t: np.nd
                 if step_phase[s] != phase:
                     continue
                 if prefetch:
-                    f_start, f_end = reserve(timelines, flash_row, now, demand_t[layer, s])
+                    f_start, f_end = reserve_on(timelines, flash_row, FLASH, now,
+                                                demand_t[layer, s])
                     if pending[s, 1] > f_end:
                         f_start, f_end = pending[s, 0], pending[s, 1]
                 else:
-                    f_start, f_end = reserve(timelines, flash_row, now,
-                                             demand_t[layer, s] + ahead_t[layer, s])
+                    f_start, f_end = reserve_on(timelines, flash_row, FLASH, now,
+                                                demand_t[layer, s] + ahead_t[layer, s])
                 d_start, d_end = reserve(timelines, DRAM, now, dram_t[layer, s])
                 now = _attribute(now, f_start, f_end, d_start, d_end, split)
             start, end = reserve(timelines, COMPUTE, now, compute_t[layer, phase])
@@ -69,7 +73,7 @@ def token_step(timelines: np.ndarray, flash_row: int, now: float, ahead_t: np.nd
                 if layer + 1 < L:
                     _issue_ahead(timelines, flash_row, ahead_t, layer + 1, start, pending)
                 else:
-                    head_pending = reserve(timelines, flash_row, start, head_flash)
+                    head_pending = reserve_on(timelines, flash_row, FLASH, start, head_flash)
             split[2] += end - start
             split[3] += start - now
             now = end
@@ -77,7 +81,7 @@ def token_step(timelines: np.ndarray, flash_row: int, now: float, ahead_t: np.nd
     if prefetch:
         f_start, f_end = head_pending
     else:
-        f_start, f_end = reserve(timelines, flash_row, now, head_flash)
+        f_start, f_end = reserve_on(timelines, flash_row, FLASH, now, head_flash)
     d_start, d_end = reserve(timelines, DRAM, now, head_dram)
     now = _attribute(now, f_start, f_end, d_start, d_end, split)
     start, end = reserve(timelines, COMPUTE, now, head_compute)

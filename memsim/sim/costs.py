@@ -227,37 +227,117 @@ def embedding_row_flash_bytes(hw: HardwareConfig, fp: Footprint, plan: DramPlan)
 
 
 def build_prefill_costs(hw: HardwareConfig, model: ModelShape, prompt_len: int,
-                        plan: DramPlan) -> StepCosts:
-    """The prompt as one dense, compute-bound pass: every weight read once (the MLP from flash
-    when it is cached or streamed: the cache starts cold), `prompt_len` tokens of compute.
-    Returned as a one-"token" StepCosts whose loads are all known ahead (one step per layer):
-    per layer, the attention region and the three MLP matrices are one sequential request
-    each."""
-    fp, L, P = Footprint.of(model, hw), model.num_hidden_layers, prompt_len
+                        plan: DramPlan, *, context_len: int = 0, adapter_params: int = 0,
+                        predictor_params: int = 0) -> StepCosts:
+    """The prompt's prefill as its own phase: `prompt_len` tokens after `context_len` tokens
+    already in the KV cache (an earlier turn of a chat), dense, compute-bound.
+
+    Per layer one load step, all known ahead: the attention weights, the three MLP matrices
+    (from flash when the MLP is cached or streamed: prefill does not use the column cache),
+    the resident adapters and mask predictor, each from DRAM when resident but for the
+    overflow fraction `o` (read from flash), plus the context's KV read and the prompt's KV
+    append; layer 0 also reads the prompt's `P` embedding rows. Each weight region is one
+    sequential flash request. Then one kernel: P tokens through the layer (with the adapters
+    and the predictor) and causal attention over context + prompt. The kernel is the
+    layer's last, so with `timing.prefetch_next_layer` the next layer's loads are issued
+    when it starts and overlap it. The head is the LM head for the last position. Returned
+    as a one-row StepCosts (one step, phase 0 loads, phase 2 kernel)."""
+    fp, L, P = Footprint.of(model, hw, adapter_params, predictor_params), \
+        model.num_hidden_layers, prompt_len
+    o = plan.overflow_fraction
     acc = _Acc(1)
-    attn_flash = fp.attention_bytes_per_layer * (
-        1.0 if hw.placement.attention == "streamed" else plan.overflow_fraction)
-    mlp_flash = fp.mlp_bytes_per_layer * (
-        plan.overflow_fraction if hw.placement.mlp == "resident" else 1.0)
-    sizes = np.array([attn_flash] + [mlp_flash / 3] * 3)
+    attn_flash = fp.attention_bytes_per_layer * (1.0 if hw.placement.attention == "streamed"
+                                                 else o)
+    mlp_flash = fp.mlp_bytes_per_layer * (o if hw.placement.mlp == "resident" else 1.0)
+    extra_flash = fp.resident_extra_bytes_per_layer * o
+    sizes = np.array([attn_flash] + [mlp_flash / 3] * 3 + [extra_flash])
     time, device = hw.flash.contiguous_reads(sizes)
     flash_s = np.full((1, L, 1), float(time.sum()))
-    dram_read = fp.attention_bytes_per_layer + fp.mlp_bytes_per_layer - attn_flash - mlp_flash
+    weights_dram = (fp.attention_bytes_per_layer + fp.mlp_bytes_per_layer
+                    + fp.resident_extra_bytes_per_layer - sizes.sum())
+    kv_read = context_len * fp.kv_bytes_per_token_per_layer
     kv_write = P * fp.kv_bytes_per_token_per_layer if hw.timing.dram_writes == "costed" else 0.0
-    dram_s = np.full((1, L, 1), dram_read / hw.dram.read_bandwidth_Bps
+    dram_s = np.full((1, L, 1), (weights_dram + kv_read) / hw.dram.read_bandwidth_Bps
                      + kv_write / hw.dram.write_bandwidth_Bps)
+    emb_time, emb_device, emb_flash, emb_dram = _prompt_embedding_rows(hw, fp, plan, P)
+    flash_s[0, 0, 0] += emb_time
+    dram_s[0, 0, 0] += emb_dram / hw.dram.read_bandwidth_Bps
     heads_x_dim = model.num_attention_heads * model.head_dim
-    ops = (2 * P * (model.attention_params_per_layer + model.mlp_params_per_layer)
-           + 4 * heads_x_dim * P * (P + 1) / 2)  # causal attention: token i sees i keys
+    extra_params = (adapter_params + predictor_params) / L
+    ops = (2 * P * (model.attention_params_per_layer + model.mlp_params_per_layer + extra_params)
+           + 4 * heads_x_dim * (P * context_len + P * (P + 1) / 2))  # token i sees ctx + i keys
     rate = 0.0 if hw.compute.ignore else 1.0 / hw.compute.units[hw.compute.prefill_unit].ops_per_s
     compute_s = np.zeros((1, L, 3))
-    compute_s[:, :, 0] = ops * rate
-    acc.add_flash(np.array([sizes.sum() * L]), np.array([device.sum() * L]),
-                  np.array([float((sizes > 0).sum()) * L]))
-    acc.dram_r += dram_read * L
+    compute_s[:, :, 2] = ops * rate
+    acc.add_flash(np.array([sizes.sum() * L + emb_flash]),
+                  np.array([device.sum() * L + emb_device]),
+                  np.array([float((sizes > 0).sum()) * L + (P if emb_flash > 0 else 0)]))
+    acc.dram_r += (weights_dram + kv_read) * L + emb_dram
     acc.dram_w += kv_write * L
-    head_flash, head_dram, head_ops = _head(hw, model, fp, plan, acc)
+    head_flash, head_dram, head_ops = _lm_head(hw, model, fp, plan, acc)
     acc.ops += ops * L + head_ops
     return StepCosts(flash_s, np.zeros_like(flash_s), dram_s, compute_s, (0,),
                      np.array([head_flash]), np.array([head_dram]), np.array([head_ops * rate]),
                      acc.flash, acc.flash_dev, acc.requests, acc.dram_r, acc.dram_w, acc.ops)
+
+
+def _prompt_embedding_rows(hw, fp: Footprint, plan: DramPlan, P: int):
+    """(flash time, flash device bytes, flash payload, DRAM bytes) of the prompt's P
+    embedding rows: from flash when streamed, one transfer of P requests (a row each, at its
+    own offset), from DRAM when resident but for the overflow fraction (read the same way)."""
+    row_flash = embedding_row_flash_bytes(hw, fp, plan)
+    if P == 0 or row_flash <= 0:
+        return 0.0, 0.0, 0.0, P * fp.embedding_row_bytes
+    # one transfer of P requests, pipelined as every transfer (memsim/hw/flash/base.py)
+    time = hw.flash.read_time_s(np.array([row_flash * P]), np.array([float(P)]),
+                                sequential=False, range_bytes=fp.embedding_table_bytes)
+    _, device = hw.flash.contiguous_reads(np.array([row_flash]))
+    return (float(time[0]), float(device[0]) * P, row_flash * P,
+            P * (fp.embedding_row_bytes - row_flash))
+
+
+def _lm_head(hw, model, fp, plan, acc):
+    """The LM head alone (prefill: the last position's logits), from DRAM when resident but
+    for the overflow fraction, from flash when streamed."""
+    head_flash = (fp.lm_head_bytes if hw.placement.lm_head == "streamed"
+                  else fp.lm_head_bytes * plan.overflow_fraction)
+    time, device = hw.flash.contiguous_reads(np.array([head_flash]))
+    dram_bytes = fp.lm_head_bytes - head_flash
+    acc.add_flash(head_flash, float(device.sum()), float(head_flash > 0))
+    acc.dram_r += dram_bytes
+    return float(time.sum()), dram_bytes / hw.dram.read_bandwidth_Bps, 2.0 * model.embedding_params
+
+
+def with_kv_lengths(costs: StepCosts, rows: np.ndarray, kv_len: np.ndarray,
+                    kv_base: np.ndarray, hw: HardwareConfig, model: ModelShape) -> StepCosts:
+    """Tokens `rows` of `costs` (built with KV lengths `kv_base`), each now attending to
+    `kv_len` entries: the attention step's KV read and the attention kernel change with it,
+    linearly (see _attention); everything else is the row's own (a chat session, session.py)."""
+    fp = Footprint.of(model, hw)
+    L, kv_bytes = model.num_hidden_layers, fp.kv_bytes_per_token_per_layer
+    heads_x_dim = model.num_attention_heads * model.head_dim
+    rate = 0.0 if hw.compute.ignore else 1.0 / hw.compute.units[hw.compute.decode_unit].ops_per_s
+    extra = np.asarray(kv_len, np.float64) - kv_base[rows]
+    dram, compute = costs.dram_s[rows], costs.compute_s[rows]
+    dram[:, :, 0] += (extra * kv_bytes / hw.dram.read_bandwidth_Bps)[:, None]
+    compute[:, :, 0] += (4 * extra * heads_x_dim * rate)[:, None]
+    return StepCosts(costs.flash_ahead_s[rows], costs.flash_demand_s[rows], dram, compute,
+                     costs.step_phase, costs.head_flash_s[rows], costs.head_dram_s[rows],
+                     costs.head_compute_s[rows], costs.flash_bytes[rows],
+                     costs.flash_device_bytes[rows], costs.flash_requests[rows],
+                     costs.dram_read_bytes[rows] + extra * kv_bytes * L,
+                     costs.dram_write_bytes[rows], costs.ops[rows] + 4 * extra * heads_x_dim * L)
+
+
+def token_energy_J(hw: HardwareConfig, costs: StepCosts) -> np.ndarray | None:
+    """(T, 3) energy (J) of each token's flash, DRAM and compute work: device bytes x the
+    flash's pJ/B, DRAM reads and writes x theirs, operations x the decode unit's pJ/op (0 when
+    not given). None unless the three pJ/byte figures are given."""
+    figures = (hw.flash.read_energy_pJ_per_byte, hw.dram.read_energy_pJ_per_byte,
+               hw.dram.write_energy_pJ_per_byte)
+    if any(f is None for f in figures):
+        return None
+    op_pJ = hw.compute.units[hw.compute.decode_unit].energy_pJ_per_op or 0.0
+    return np.stack([costs.flash_device_bytes * figures[0],
+                     costs.dram_read_bytes * figures[1] + costs.dram_write_bytes * figures[2],
+                     costs.ops * op_pJ], axis=1) * 1e-12

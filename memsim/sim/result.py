@@ -51,7 +51,19 @@ class Result:
     dram_used_breakdown_bytes: dict[str, float]  # resident_weights, cache, kv
     cache_capacity_columns: dict[str, list[int]]  # per mask group, (L,)
     energy_per_token_J: float | None
-    per_token: dict[str, list[float]] = field(repr=False)  # time_s and the breakdown, (T,)
+    # over time (memsim/sim/over_time.py): burst = first 32 tokens, sustained = last 60 s
+    # of decode time; TTFT per turn of a session (one entry otherwise)
+    burst_tokens_per_s: float
+    sustained_tokens_per_s: float
+    latency_p50_s: float
+    latency_p99_s: float
+    ttft_per_turn_s: list[float]
+    time_to_first_throttle_s: float | None  # None: never throttled, or no thermal model
+    peak_temperature_C: float | None  # None: no thermal model
+    simulated_time_s: float  # the run's clock at its end (prefills, think time included)
+    session: str | None
+    background: list[str]  # names of the apps that ran beside the model
+    per_token: dict[str, list[float]] = field(repr=False)  # time_s, breakdown, clock, (T,)
 
     def summary_rows(self) -> list[tuple[str, str]]:
         """Human-readable (label, value) pairs for the CLI table; sizes in MB below 1 GB,
@@ -78,6 +90,27 @@ class Result:
                  ("DRAM used", format_bytes(self.dram_used_bytes))]
         if self.energy_per_token_J is not None:
             rows.append(("energy/token", f"{self.energy_per_token_J * 1e3:.3f} mJ"))
+        return rows + self._over_time_rows()
+
+    def _over_time_rows(self) -> list[tuple[str, str]]:
+        """Speed over time, shown when something changes with time (a session, heat,
+        another app)."""
+        if self.session is None and self.peak_temperature_C is None and not self.background:
+            return []
+        throttle = ("never" if self.time_to_first_throttle_s is None
+                    else f"{self.time_to_first_throttle_s:.1f} s")
+        rows = [("session", self.session or "-"),
+                ("background apps", ", ".join(self.background) or "-"),
+                ("simulated time", f"{self.simulated_time_s:.1f} s"),
+                ("burst tokens/s", f"{self.burst_tokens_per_s:.3f}"),
+                ("sustained tokens/s", f"{self.sustained_tokens_per_s:.3f}"),
+                ("latency p50 / p99", f"{self.latency_p50_s * 1e3:.3f} / "
+                                      f"{self.latency_p99_s * 1e3:.3f} ms"),
+                ("TTFT per turn", ", ".join(f"{t * 1e3:.1f}" for t in self.ttft_per_turn_s[:8])
+                 + (" ..." if len(self.ttft_per_turn_s) > 8 else "") + " ms")]
+        if self.peak_temperature_C is not None:
+            rows += [("peak temperature", f"{self.peak_temperature_C:.1f} C"),
+                     ("first throttle", throttle)]
         return rows
 
     def to_dict(self) -> dict:

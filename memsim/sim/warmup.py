@@ -3,7 +3,7 @@
 A sweep calls it once in the driver before forking its local workers, so every worker
 inherits ready kernels instead of loading them itself (a few hundred ms each, seconds on a
 machine's very first run). Simulates a tiny synthetic trace: touches the LRU replay, the
-request counting and the token step with the argument types real runs use.
+request counting, the token step and the event path's stream with the argument types real runs use.
 """
 from __future__ import annotations
 
@@ -19,3 +19,4 @@ def warm_up(hw: HardwareConfig) -> None:
     from memsim.sim.simulator import simulate
 
     simulate(hw, _TINY, synth_trace(_TINY, 4, 0.5, seed=0), mode="event")
+    simulate(hw, _TINY, synth_trace(_TINY, 4, 0.5, seed=0), engine="event")  # the stream

@@ -290,7 +290,7 @@ def simulate_point(point: SweepPoint, folder: str, trace_folder: str,
     hw = point.hw
     if layout_path is not None:
         hw = with_flash_layout(hw, layout_path)
-    result = simulate(hw, model, trace, mode=point.spec.mode)
+    result = simulate(hw, model, trace, mode=point.spec.mode, session=point.spec.session)
     config = {**resolved_config(hw, model, trace, point.spec.mode),
               "point": point.config["point"], "axes": dict(point.axis_values)}
     write_result(result, folder, config)
@@ -313,6 +313,12 @@ def table_row(point: SweepPoint, result, figures: dict, folder: str, trace_folde
         "tokens_per_s", "time_per_token_s", "ttft_s", "hit_rate", "flash_bytes_per_token",
         "dram_read_bytes_per_token", "dram_write_bytes_per_token", "dram_used_bytes")})
     row["energy_per_token_J"] = _nan(result.energy_per_token_J)
+    row.update({k: getattr(result, k) for k in (
+        "burst_tokens_per_s", "sustained_tokens_per_s", "latency_p50_s", "latency_p99_s")})
+    row.update(time_to_first_throttle_s=_nan(result.time_to_first_throttle_s),
+               peak_temperature_C=_nan(result.peak_temperature_C),
+               thermal=point.hw.thermal.name if point.hw.thermal else "",
+               background=", ".join(result.background), session=result.session or "")
     timeline = s.mode != "analytic"  # the closed form has no timeline to break down
     row.update({f"breakdown_{k}_s": v if timeline else math.nan
                 for k, v in result.breakdown_s.items()})
@@ -329,8 +335,11 @@ def _axis_value(point: SweepPoint, axis: str, value):
         return None
     if axis == "density":
         return point.spec.density  # 1.0 for dense, which reads every column
-    if isinstance(value, dict):  # a bundle axis: its name
+    if isinstance(value, dict):  # a bundle axis (or a mapping: a thermal model): its name
         return value.get("name")
+    if isinstance(value, list):  # a list of background apps: their names
+        return ", ".join(v.get("name", "?") if isinstance(v, dict) else str(v)
+                         for v in value) or "none"
     return value
 
 

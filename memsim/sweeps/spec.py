@@ -45,6 +45,7 @@ from memsim.core.schema import load_dataclass, spec, to_plain
 from memsim.core.strict_yaml import read_yaml_mapping
 from memsim.hw.config import HardwareConfig, hw_from_dict, load_hw
 from memsim.hw.layouts import LAYOUT_METHODS
+from memsim.sim.session import SessionSpec
 
 METHODS = ("dense", "glu", "cats", "dip", "dip_ca")  # workloads/masks registers these
 SYNTHETIC_METHODS = ("dense", "dip")
@@ -111,6 +112,9 @@ class PointSpec:
     adapter: str = spec("LoRA adapter folder, or `none`", default="none")
     mode: str = spec("simulation mode", default="event", choices=("event", "analytic"))
     layout: LayoutSpec = spec("flash layout built from calibration windows", default=LayoutSpec())
+    session: SessionSpec | None = spec("a chat session whose answers loop the trace (a "
+                                       "mapping or a session YAML path; memsim/sim/session.py)"
+                                       ", or none", default=None)
 
 
 @dataclass(frozen=True)
@@ -390,8 +394,22 @@ def _apply(sweep: SweepSpec, values: tuple[tuple[str, Any], ...]) -> SweepPoint:
             else:
                 _set_path(point_data, key, setting, key, sweep.source)
     hw = hw_from_dict(hw_data, source=sweep.source, path="hw", root=Path(sweep.root))
+    _resolve_session(point_data, sweep)
     point = _normalised(load_dataclass(PointSpec, point_data, source=sweep.source, path="base"))
     return SweepPoint(_normalised_hw(hw, point), point, values)
+
+
+def _resolve_session(point_data: dict, sweep: SweepSpec) -> None:
+    """`session: none` -> no session; a path (relative to the sweep file) -> its mapping."""
+    value = point_data.get("session")
+    if isinstance(value, str):
+        if value == "none":
+            point_data["session"] = None
+            return
+        from memsim.core.strict_yaml import read_yaml_mapping
+        with user_input(source=sweep.source, key_path="base.session"):
+            point_data["session"] = read_yaml_mapping(Path(sweep.root) / value,
+                                                      what="session file")
 
 
 def _normalised_hw(hw: HardwareConfig, point: PointSpec) -> HardwareConfig:
@@ -489,6 +507,11 @@ def invalid_reason(point: SweepPoint) -> str | None:
         if (d < floor - 1e-9) if reachable else (d <= floor + 1e-9):
             return f"{method} reads {what} in full: its MLP density is " \
                    f"{'>=' if reachable else '>'} {floor:.3f}"
+    timed = point.spec.session is not None or point.hw.thermal is not None \
+        or bool(point.hw.background)
+    if point.spec.mode == "analytic" and timed:
+        return "the analytic closed form has no clock: sessions, heat and background apps " \
+               "need mode: event"
     if point.spec.trace.source == "synthetic" and method not in SYNTHETIC_METHODS:
         return f"synthetic traces exist for {', '.join(SYNTHETIC_METHODS)} only"
     layout = point.spec.layout

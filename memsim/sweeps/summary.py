@@ -46,7 +46,10 @@ def _columns(table: Table) -> tuple[list[tuple], list[str]]:
                 ("method", labels, str)]
     for header, column, fmt in (("perplexity", "perplexity", ".3f"),
                                 ("tokens/s", "tokens_per_s", None),
+                                ("sustained tokens/s", "sustained_tokens_per_s", None),
                                 ("hit rate", "hit_rate", ".3f")):
+        if column == "sustained_tokens_per_s" and not _over_time(table):
+            continue
         if column in table and np.isfinite(numbers(table, column)).any():
             values = numbers(table, column)
             columns.append((header, values, _number(fmt or _decimals(values))))
@@ -58,6 +61,13 @@ def _columns(table: Table) -> tuple[list[tuple], list[str]]:
         digits = ".3f" if flash_unit.name == "GB" else ".2f"  # ~1 MB either way
         columns.append((f"flash {flash_unit.name}/token", flash_unit.of(flash), _number(digits)))
     return columns, notes
+
+
+def _over_time(table: Table) -> bool:
+    """Whether any point ran with something that changes speed over time (heat, a
+    background app, a session): then sustained tokens/s differs from tokens/s."""
+    return any(column in table and any(str(v) for v in table[column])
+               for column in ("thermal", "background", "session"))
 
 
 def _row_order(table: Table) -> list[int]:

@@ -39,7 +39,7 @@ DIGEST_KEY = b"memsim.sha256"  # Parquet metadata: table_digest of the contents
 # Text even when every value looks like a number (a hashed point_id can read as "1e5").
 TEXT_COLUMNS = frozenset({"point_id", "hw_name", "model", "method", "cache_impl", "adapter",
                           "trace_source", "config_path", "trace_path", "result_path", "impl",
-                          "name"})
+                          "name", "thermal", "background", "session"})
 
 
 class Table:
