@@ -28,6 +28,7 @@ import numpy as np
 from memsim.cache import POLICIES, CacheOutcome
 from memsim.hw import HardwareConfig
 from memsim.hw.layouts import Layout
+from memsim.sim import hybrid
 from memsim.sim.flash_reads import ReadGeometry, TransferReads, geometry, transfer_reads
 from memsim.sim.footprint import Footprint
 from memsim.sim.plan import DramPlan
@@ -89,16 +90,22 @@ def _is_dense(trace: Trace, group: MaskGroup) -> bool:
 
 def cache_outcome(hw: HardwareConfig, trace: Trace, plan: DramPlan,
                   geometries: list[ReadGeometry] | None = None) -> CacheOutcome:
-    """Replay the trace through the configured policy (or through no cache)."""
-    groups = trace.groups()
+    """Replay the trace through the configured policy (or through no cache); columns a
+    hybrid placement keeps resident (memsim/sim/hybrid.py) never reach the cache and count
+    as hits."""
+    all_groups = trace.groups()
+    groups = hybrid.without_resident(all_groups, plan.resident_columns)
     dynamic = hw.placement.mlp == "dynamic"
     policy = POLICIES.get(hw.cache.impl if dynamic else "none", key_path="cache.impl")
+    policy = policy.configured(hw.cache)
     caps = plan.capacities if dynamic else [np.zeros_like(c) for c in plan.capacities]
     if dynamic and hw.cache.admit_overread and geometries is not None:
         from memsim.sim.overread import replay_admitting_overread
-        return replay_admitting_overread(policy, groups, caps, trace.sequence_lengths,
-                                         geometries)
-    return policy.run_batch([g.bits for g in groups], caps, trace.sequence_lengths)
+        outcome = replay_admitting_overread(policy, groups, caps, trace.sequence_lengths,
+                                            geometries)
+    else:
+        outcome = policy.run_batch([g.bits for g in groups], caps, trace.sequence_lengths)
+    return hybrid.with_resident_hits(outcome, all_groups, plan.resident_columns)
 
 
 def kv_lengths(hw: HardwareConfig, trace: Trace) -> np.ndarray:
@@ -142,11 +149,11 @@ def build_step_costs(hw: HardwareConfig, model: ModelShape, trace: Trace, plan: 
 
 
 def _group_ops(group: MaskGroup, count: np.ndarray, phase: int) -> list[tuple[int, np.ndarray]]:
-    """(phase, ops) of a group's kernels: a neuron bundle's up/gate rows run in `in`, its
-    down column in `out`."""
+    """(phase, ops) of a group's kernels: a neuron bundle's up (and gate) rows run in `in`,
+    its down column in `out` (a gated bundle is 3 vectors, a plain one 2)."""
     per_vector = 2.0 * count * group.vector_weights  # one MAC per weight, 2 ops
     if group.name == "neurons":
-        return [(1, 2 * per_vector), (2, per_vector)]
+        return [(1, (group.num_matrices - 1) * per_vector), (2, per_vector)]
     return [(phase, per_vector * group.num_matrices)]
 
 
@@ -231,15 +238,16 @@ def build_prefill_costs(hw: HardwareConfig, model: ModelShape, prompt_len: int,
     """The prompt as one dense, compute-bound pass: every weight read once (the MLP from flash
     when it is cached or streamed: the cache starts cold), `prompt_len` tokens of compute.
     Returned as a one-"token" StepCosts whose loads are all known ahead (one step per layer):
-    per layer, the attention region and the three MLP matrices are one sequential request
-    each."""
+    per layer, the attention region and each MLP matrix (three gated, two plain) are one
+    sequential request each."""
     fp, L, P = Footprint.of(model, hw), model.num_hidden_layers, prompt_len
     acc = _Acc(1)
     attn_flash = fp.attention_bytes_per_layer * (
         1.0 if hw.placement.attention == "streamed" else plan.overflow_fraction)
     mlp_flash = fp.mlp_bytes_per_layer * (
         plan.overflow_fraction if hw.placement.mlp == "resident" else 1.0)
-    sizes = np.array([attn_flash] + [mlp_flash / 3] * 3)
+    m = model.num_mlp_matrices  # 3 gated, 2 plain: one sequential request per matrix
+    sizes = np.array([attn_flash] + [mlp_flash / m] * m)
     time, device = hw.flash.contiguous_reads(sizes)
     flash_s = np.full((1, L, 1), float(time.sum()))
     dram_read = fp.attention_bytes_per_layer + fp.mlp_bytes_per_layer - attn_flash - mlp_flash

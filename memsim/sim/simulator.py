@@ -43,7 +43,7 @@ def simulate(hw: HardwareConfig | str | Path, model: ModelShape | str | None,
     if mode not in MODES:
         raise ConfigError(f"unknown mode {mode!r}", key_path="mode", allowed=", ".join(MODES))
     plan = plan_dram(hw, model, trace.groups(), _kv_budget_tokens(hw, trace),
-                     trace.adapter_params, trace.predictor_params)
+                     trace.adapter_params, trace.predictor_params, trace.sequence_lengths)
     geometries = group_geometries(hw, trace, plan, _layout(hw, model))
     outcome = cache_outcome(hw, trace, plan, geometries)
     costs = build_step_costs(hw, model, trace, plan, outcome, geometries)
@@ -171,7 +171,7 @@ def _make_result(hw, model, trace, mode, plan, outcome, costs, times, ttft) -> R
                                    "kv": plan.kv_bytes},
         cache_capacity_columns={g.name: c.tolist() for g, c in zip(trace.groups(),
                                                                     plan.capacities)},
-        energy_per_token_J=_energy(hw, costs),
+        energy_per_token_J=_energy(hw, costs), plan_notes=plan.notes(),
         per_token={"time_s": times.time_s.tolist(),
                    **{f"{k}_s": v.tolist() for k, v in breakdown.items()},
                    "flash_requests": costs.flash_requests.tolist(),
