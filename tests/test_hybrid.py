@@ -65,6 +65,7 @@ def test_hottest_columns_follow_the_calibration_trace(tmp_path):
 
 def test_resident_count_is_exact_for_decimal_shares():
     assert resident_count(0.3, 10) == 3 and resident_count(0.25, 160) == 40
+    assert resident_count(0.29, 100) == 29  # 0.29 * 100 is 28.999999999999996 in floats
     assert resident_count(1.0, 7) == 7 and resident_count(0.0, 7) == 0
 
 

@@ -134,14 +134,14 @@ def test_synthetic_neuron_trace_refuses_bad_statistics():
 
 def test_calibrated_generator_draws_plain_and_neuron_traces_at_the_stated_density():
     from memsim.traces.calibrated import calibrate, generate
-    source_model = load_model_shape("smollm2-135m")
+    from tests.helpers import TINY as source_model  # 2 layers: a quick fit
     dip = calibrate(synth_trace(source_model, 32, 0.5, seed=0, num_sequences=2))
-    opt = load_model_shape("opt-6.7b")
+    opt = PLAIN
     plain = generate(dip, opt, 4, seed=0, density=0.3)
     assert [g.name for g in plain.groups()] == ["up", "down"]
-    assert plain.mlp_density().mean() == pytest.approx(0.3, abs=1e-3)  # (up + down) / 2
+    assert plain.mlp_density().mean() == pytest.approx(0.3, abs=5e-3)  # (up + down) / 2, 64 columns
     neurons = calibrate(synth_neuron_trace(source_model, 32, 0.2, 0.7, 5, seed=0,
                                            num_sequences=2))
     drawn = generate(neurons, opt, 4, seed=0)
     assert drawn.groups()[0].num_matrices == 2  # row of W_up + column of W_down
-    assert drawn.mlp_density().mean() == pytest.approx(0.2, abs=0.01)
+    assert drawn.mlp_density().mean() == pytest.approx(0.2, abs=0.02)

@@ -211,7 +211,8 @@ def model_from_hf_config(config: dict, name: str, source: str = "") -> ModelShap
         values.update(_plain_mlp_values(config))
     missing = [k for k in _HF_KEYS[:5] if k not in values]
     if missing:
-        raise ConfigError(f"config has no {missing} (not a decoder config?)",
+        raise ConfigError(f"config has no {missing} (not a SwiGLU or plain-FFN decoder "
+                          "config?)",
                           source=source, key_path=missing[0])
     try:
         return ModelShape(name=name, **values)
