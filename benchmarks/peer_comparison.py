@@ -194,7 +194,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="folder of the traces (made here when missing)")
     parser.add_argument("--out", default=None, help="write the section to this file")
     args = parser.parse_args(argv)
-    text = section(args.data)
+    data = Path(args.data)
+    if data.exists() and not data.is_dir():
+        parser.error(f"--data: {data} is a file; give the folder of the traces")
+    try:
+        text = section(data)
+    except subprocess.CalledProcessError as exc:  # memsim said why, on stderr, above
+        print(f"peer_comparison: making the traces failed ({' '.join(exc.cmd[2:4])})",
+              file=sys.stderr)
+        return 2
     print(text)
     if args.out:
         atomic_write_text(args.out, text)
