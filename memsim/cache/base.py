@@ -76,6 +76,12 @@ class CachePolicy(ABC):
         self._future = future
         self.reset()
 
+    @classmethod
+    def configured(cls, cache_config) -> type["CachePolicy"]:
+        """The policy class as `cache_config` (hw.cache) sets it up; a policy with settings
+        of its own (window.py: `window_tokens`) returns a subclass holding them."""
+        return cls
+
     @abstractmethod
     def reset(self) -> None:
         """Empty the cache (a new sequence starts cold)."""

@@ -23,6 +23,22 @@ class TraceCommand(Command):
         s.add_argument("--prompt-len", type=int, default=0)
         s.add_argument("--sequences", type=int, default=1, help="independent sequences")
         s.add_argument("--out", required=True, help="output .npz")
+        g = s.add_argument_group("neuron traces (--group neurons): a predictor's masks with "
+                                 "stated statistics, e.g. a paper's reported figures")
+        g.add_argument("--group", default="columns", choices=("columns", "neurons"),
+                       help="columns: DIP / dense masks over W_up and W_down columns "
+                            "(default); neurons: whole neurons (row of W_up + column of W_down)")
+        g.add_argument("--active-fraction", type=float, default=None,
+                       help="share of a layer's neurons each token keeps, in (0, 1]")
+        g.add_argument("--reuse-share", type=float, default=None,
+                       help="share of a token's neurons that were active within the last "
+                            "--window-tokens tokens, in [0, 1]")
+        g.add_argument("--window-tokens", type=int, default=5,
+                       help="k for --reuse-share (default 5, LLM in a flash's window)")
+        g.add_argument("--popularity-std", type=float, default=0.0,
+                       help="spread of a fixed lognormal popularity per neuron (0: uniform)")
+        g.add_argument("--predictor-params", type=int, default=0,
+                       help="parameters of the predictor that picks them (resident in DRAM)")
         i = t_sub.add_parser("info", help="print a trace's metadata and densities")
         i.add_argument("file")
         add_calibrate_arguments(t_sub.add_parser(
@@ -51,12 +67,20 @@ def _info(args) -> int:
 
 def _synth(args) -> int:
     from memsim.traces import synth_trace
+    from memsim.traces.synth import synth_neuron_trace
 
     model = check_synth_arguments(args)
     try:
-        trace = synth_trace(model, args.tokens, args.density, seed=args.seed,
-                            method=args.method, prompt_len=args.prompt_len,
-                            num_sequences=args.sequences)
+        if args.group == "neurons":
+            trace = synth_neuron_trace(
+                model, args.tokens, args.active_fraction, args.reuse_share,
+                args.window_tokens, seed=args.seed, popularity_std=args.popularity_std,
+                prompt_len=args.prompt_len, num_sequences=args.sequences,
+                predictor_params=args.predictor_params)
+        else:
+            trace = synth_trace(model, args.tokens, args.density, seed=args.seed,
+                                method=args.method, prompt_len=args.prompt_len,
+                                num_sequences=args.sequences)
     except ConfigError:
         raise
     except ValueError as exc:  # anything the checks above missed, said in one line
@@ -89,10 +113,39 @@ def check_synth_arguments(args):
     if not (math.isfinite(args.density) and 0 < args.density <= 1):
         raise ConfigError(f"must be in (0, 1], got {args.density}", source="<cli>",
                           key_path="--density", allowed="(0, 1]")
+    _check_neuron_flags(args)
     check_output_file(_npz(args.out), "--out")
     check_fits_in_memory(args.tokens * mask_bytes_per_token(model), "the boolean masks",
                          key_path="--tokens", per_unit_bytes=mask_bytes_per_token(model))
     return model
+
+
+def _check_neuron_flags(args) -> None:
+    """--group neurons needs its two statistics in range; --group columns takes none."""
+    import math
+
+    from memsim.core.schema import MAX_INT
+
+    group = getattr(args, "group", "columns")
+    given = [f for f in ("active_fraction", "reuse_share") if getattr(args, f, None) is not None]
+    if group == "columns":
+        if given:
+            raise ConfigError("only with --group neurons", source="<cli>",
+                              key_path="--" + given[0].replace("_", "-"),
+                              allowed="--group neurons")
+        return
+    checks = (("--active-fraction", args.active_fraction, lambda v: 0 < v <= 1, "(0, 1]"),
+              ("--reuse-share", args.reuse_share, lambda v: 0 <= v <= 1, "[0, 1]"),
+              ("--popularity-std", args.popularity_std, lambda v: 0 <= v <= 10, "[0, 10]"))
+    for flag, value, test, allowed in checks:
+        if value is None or not math.isfinite(value) or not test(value):
+            raise ConfigError(f"needs a value in {allowed}, got {value}", source="<cli>",
+                              key_path=flag, allowed=allowed)
+    for flag, value, low in (("--window-tokens", args.window_tokens, 1),
+                             ("--predictor-params", args.predictor_params, 0)):
+        if not low <= value <= MAX_INT:
+            raise ConfigError(f"out of range: {value}", source="<cli>", key_path=flag,
+                              allowed=f">= {low}")
 
 
 def _npz(path: str) -> str:
@@ -166,6 +219,7 @@ def check_calibrate_outputs(args: argparse.Namespace, model) -> None:
     from memsim.core.files import check_fits_in_memory, check_output_file
     from memsim.traces.synth import mask_bytes_per_token
 
+    _check_neuron_flags(args)
     check_output_file(_npz(args.out), "--out")
     if args.stats_out:
         check_output_file(args.stats_out, "--stats-out")

@@ -117,6 +117,31 @@ class PlacementConfig:
                           choices=PLACEMENTS)
     lm_head: str = spec("LM head", default="resident", choices=PLACEMENTS)
     mlp: str = spec("MLP weights", default="dynamic", choices=MLP_PLACEMENTS)
+    mlp_resident_share: float = spec(
+        "hybrid placement (LLM in a flash): this share of each layer's MLP columns (of every "
+        "mask group) stays resident in DRAM, read from DRAM every token it is needed; the "
+        "rest is dynamic, through the cache (with `cache.impl: none`, streamed from flash). "
+        "Needs `mlp: dynamic`", default=0.0, ge=0, le=1)
+    mlp_resident_columns: str = spec(
+        "which columns are resident: the `first` of each layer in model order, or the "
+        "`hottest` by how often `mlp_resident_calibration`'s tokens used them",
+        default="first", choices=("first", "hottest"))
+    mlp_resident_calibration: str | None = spec(
+        "a trace file (.npz, same model and masks) whose column use ranks the `hottest` "
+        "columns; relative paths are taken from the YAML file's folder", default=None)
+
+    def __post_init__(self) -> None:
+        if self.mlp_resident_share > 0 and self.mlp != "dynamic":
+            raise ConfigError(f"a resident share of the MLP needs `mlp: dynamic` (got "
+                              f"{self.mlp!r}: `resident` holds all of it, `streamed` none)",
+                              key_path="placement.mlp_resident_share",
+                              allowed="0, or mlp: dynamic")
+        has_calibration = self.mlp_resident_calibration is not None
+        if (self.mlp_resident_columns == "hottest") != has_calibration:
+            raise ConfigError("`hottest` resident columns need a calibration trace, and a "
+                              "calibration trace is only read for `hottest`",
+                              key_path="placement.mlp_resident_calibration",
+                              allowed="a trace path with mlp_resident_columns: hottest")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -131,6 +156,13 @@ class CacheConfig:
                                 "sit in a merged gap between, missed columns enter the cache "
                                 "under the policy's own rules (a DRAM write each, no extra "
                                 "flash read)", default=False)
+    window_tokens: int = spec("`impl: window` (LLM in a flash's sliding window): a column stays "
+                              "while any of the last this many tokens used it", default=5,
+                              ge=1, le=1 << 20)
+    window_fit: str = spec("`impl: window` whose peak (measured on the trace) exceeds the "
+                           "cache budget: `cap` it (the most recently used stay; the result "
+                           "says it was capped) or `refuse` the run (an error naming the "
+                           "DRAM it needs)", default="cap", choices=("cap", "refuse"))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -215,7 +247,7 @@ def hw_from_dict(data: dict, *, source: str = "<api>", path: str = "",
     try:
         data = _resolved_presets(data, source, path)
         hw = load_dataclass(HardwareConfig, data, source=source, path=path)
-        return with_layout_root(hw, root)
+        return _with_calibration_root(with_layout_root(hw, root), root)
     except ConfigError as exc:
         if exc.source == "<api>":  # raised in a __post_init__: add the file name
             key = f"{path}.{exc.key_path}" if path else exc.key_path
@@ -247,6 +279,16 @@ def with_layout_root(hw: HardwareConfig, root: Path | None) -> HardwareConfig:
     if layout is None or root is None or Path(layout).is_absolute():
         return hw
     return with_flash_layout(hw, Path(root) / layout)
+
+
+def _with_calibration_root(hw: HardwareConfig, root: Path | None) -> HardwareConfig:
+    """`hw` with a relative placement.mlp_resident_calibration made absolute against `root`."""
+    path = hw.placement.mlp_resident_calibration
+    if path is None or root is None or Path(path).is_absolute():
+        return hw
+    placement = dataclasses.replace(hw.placement,
+                                    mlp_resident_calibration=str((Path(root) / path).resolve()))
+    return dataclasses.replace(hw, placement=placement)
 
 
 def with_flash_layout(hw: HardwareConfig, path: str | Path | None) -> HardwareConfig:

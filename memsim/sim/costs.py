@@ -28,6 +28,7 @@ import numpy as np
 from memsim.cache import POLICIES, CacheOutcome
 from memsim.hw import HardwareConfig
 from memsim.hw.layouts import Layout
+from memsim.sim import hybrid
 from memsim.sim.flash_reads import ReadGeometry, TransferReads, geometry, transfer_reads
 from memsim.sim.footprint import Footprint
 from memsim.sim.plan import DramPlan
@@ -89,16 +90,22 @@ def _is_dense(trace: Trace, group: MaskGroup) -> bool:
 
 def cache_outcome(hw: HardwareConfig, trace: Trace, plan: DramPlan,
                   geometries: list[ReadGeometry] | None = None) -> CacheOutcome:
-    """Replay the trace through the configured policy (or through no cache)."""
-    groups = trace.groups()
+    """Replay the trace through the configured policy (or through no cache); columns a
+    hybrid placement keeps resident (memsim/sim/hybrid.py) never reach the cache and count
+    as hits."""
+    all_groups = trace.groups()
+    groups = hybrid.without_resident(all_groups, plan.resident_columns)
     dynamic = hw.placement.mlp == "dynamic"
     policy = POLICIES.get(hw.cache.impl if dynamic else "none", key_path="cache.impl")
+    policy = policy.configured(hw.cache)
     caps = plan.capacities if dynamic else [np.zeros_like(c) for c in plan.capacities]
     if dynamic and hw.cache.admit_overread and geometries is not None:
         from memsim.sim.overread import replay_admitting_overread
-        return replay_admitting_overread(policy, groups, caps, trace.sequence_lengths,
-                                         geometries)
-    return policy.run_batch([g.bits for g in groups], caps, trace.sequence_lengths)
+        outcome = replay_admitting_overread(policy, groups, caps, trace.sequence_lengths,
+                                            geometries)
+    else:
+        outcome = policy.run_batch([g.bits for g in groups], caps, trace.sequence_lengths)
+    return hybrid.with_resident_hits(outcome, all_groups, plan.resident_columns)
 
 
 def kv_lengths(hw: HardwareConfig, trace: Trace) -> np.ndarray:
@@ -142,11 +149,11 @@ def build_step_costs(hw: HardwareConfig, model: ModelShape, trace: Trace, plan: 
 
 
 def _group_ops(group: MaskGroup, count: np.ndarray, phase: int) -> list[tuple[int, np.ndarray]]:
-    """(phase, ops) of a group's kernels: a neuron bundle's up/gate rows run in `in`, its
-    down column in `out`."""
+    """(phase, ops) of a group's kernels: a neuron bundle's up (and gate) rows run in `in`,
+    its down column in `out` (a gated bundle is 3 vectors, a plain one 2)."""
     per_vector = 2.0 * count * group.vector_weights  # one MAC per weight, 2 ops
     if group.name == "neurons":
-        return [(1, 2 * per_vector), (2, per_vector)]
+        return [(1, (group.num_matrices - 1) * per_vector), (2, per_vector)]
     return [(phase, per_vector * group.num_matrices)]
 
 
@@ -232,8 +239,9 @@ def build_prefill_costs(hw: HardwareConfig, model: ModelShape, prompt_len: int,
     """The prompt's prefill as its own phase: `prompt_len` tokens after `context_len` tokens
     already in the KV cache (an earlier turn of a chat), dense, compute-bound.
 
-    Per layer one load step, all known ahead: the attention weights, the three MLP matrices
-    (from flash when the MLP is cached or streamed: prefill does not use the column cache),
+    Per layer one load step, all known ahead: the attention weights, each MLP matrix (three
+    gated, two plain; from flash when the MLP is cached or streamed, as prefill does not use
+    the column cache, but for a hybrid placement's resident share, read from DRAM),
     the resident adapters and mask predictor, each from DRAM when resident but for the
     overflow fraction `o` (read from flash), plus the context's KV read and the prompt's KV
     append; layer 0 also reads the prompt's `P` embedding rows. Each weight region is one
@@ -248,9 +256,12 @@ def build_prefill_costs(hw: HardwareConfig, model: ModelShape, prompt_len: int,
     acc = _Acc(1)
     attn_flash = fp.attention_bytes_per_layer * (1.0 if hw.placement.attention == "streamed"
                                                  else o)
-    mlp_flash = fp.mlp_bytes_per_layer * (o if hw.placement.mlp == "resident" else 1.0)
+    hybrid = plan.mlp_resident_bytes / L  # a hybrid placement's resident share: from DRAM
+    mlp_flash = (fp.mlp_bytes_per_layer * o if hw.placement.mlp == "resident"
+                 else fp.mlp_bytes_per_layer - hybrid * (1.0 - o))
     extra_flash = fp.resident_extra_bytes_per_layer * o
-    sizes = np.array([attn_flash] + [mlp_flash / 3] * 3 + [extra_flash])
+    m = model.num_mlp_matrices  # 3 gated, 2 plain: one sequential request per matrix
+    sizes = np.array([attn_flash] + [mlp_flash / m] * m + [extra_flash])
     time, device = hw.flash.contiguous_reads(sizes)
     flash_s = np.full((1, L, 1), float(time.sum()))
     weights_dram = (fp.attention_bytes_per_layer + fp.mlp_bytes_per_layer

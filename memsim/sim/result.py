@@ -64,6 +64,9 @@ class Result:
     session: str | None
     background: list[str]  # names of the apps that ran beside the model
     per_token: dict[str, list[float]] = field(repr=False)  # time_s, breakdown, clock, (T,)
+    # what the DRAM plan decided beyond byte counts (memsim/sim/plan.py DramPlan.notes): a
+    # hybrid placement's resident MLP bytes, a sliding window's peak and whether it was capped
+    plan_notes: dict[str, str] = field(default_factory=dict)
 
     def summary_rows(self) -> list[tuple[str, str]]:
         """Human-readable (label, value) pairs for the CLI table; sizes in MB below 1 GB,
@@ -90,6 +93,7 @@ class Result:
                  ("DRAM used", format_bytes(self.dram_used_bytes))]
         if self.energy_per_token_J is not None:
             rows.append(("energy/token", f"{self.energy_per_token_J * 1e3:.3f} mJ"))
+        rows += [(f"plan: {k}", v) for k, v in self.plan_notes.items()]
         return rows + self._over_time_rows()
 
     def _over_time_rows(self) -> list[tuple[str, str]]:

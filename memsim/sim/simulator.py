@@ -64,7 +64,7 @@ def simulate(hw: HardwareConfig | str | Path, model: ModelShape | str | None,
     if session is not None:
         return _simulate_session(hw, model, trace, load_session(session))
     plan = plan_dram(hw, model, trace.groups(), _kv_budget_tokens(hw, trace),
-                     trace.adapter_params, trace.predictor_params)
+                     trace.adapter_params, trace.predictor_params, trace.sequence_lengths)
     geometries = group_geometries(hw, trace, plan, _layout(hw, model))
     outcome = cache_outcome(hw, trace, plan, geometries)
     costs = build_step_costs(hw, model, trace, plan, outcome, geometries)
@@ -122,7 +122,7 @@ def _trace_segments(hw, model, trace: Trace, plan: DramPlan, costs: StepCosts):
 def _simulate_session(hw, model, trace: Trace, session: SessionSpec) -> Result:
     """A chat session on the event path (session.py)."""
     plan = plan_dram(hw, model, trace.groups(), float(session.max_context_tokens),
-                     trace.adapter_params, trace.predictor_params)
+                     trace.adapter_params, trace.predictor_params, trace.sequence_lengths)
     doubled = session_trace(trace)
     geometries = group_geometries(hw, doubled, plan, _layout(hw, model))
     outcome = cache_outcome(hw, doubled, plan, geometries)
@@ -269,7 +269,7 @@ def _make_result(hw, model, trace, mode, plan, outcome, costs, times, ttft, segm
                                    "kv": plan.kv_bytes},
         cache_capacity_columns={g.name: c.tolist() for g, c in zip(trace.groups(),
                                                                     plan.capacities)},
-        energy_per_token_J=_energy(hw, costs),
+        energy_per_token_J=_energy(hw, costs), plan_notes=plan.notes(),
         **_over_time(hw, times, ttft, scenario, session),
         per_token={"time_s": times.time_s.tolist(),
                    **{f"{k}_s": v.tolist() for k, v in breakdown.items()},

@@ -12,6 +12,9 @@ reads (PAPER.md section 2):
   neurons  (T, L, I)  instead of all of the above: intermediate neurons, each the bundle of
                       row i of W_up, row i of W_gate and column i of W_down (a trained
                       predictor picks neurons before the MLP runs; LLM in a flash bundles them)
+A plain MLP (no gate: OPT, Falcon; `ModelShape.mlp == "plain"`) has only W_up and W_down:
+`up` covers W_up alone, a neuron bundle is row i of W_up plus column i of W_down, and `gate`
+and `up_rows` (methods that need a gate) are refused.
 Metadata: the model shape, method name and parameters, prompt length, how the T rows split
 into independent sequences (each starts with a cold cache), and the parameters kept resident
 and read every token besides the weights (LoRA adapters, a mask predictor).
@@ -152,6 +155,11 @@ class Trace:
             if "up_rows" in present and "gate" not in present:
                 raise TraceError("`up_rows` needs `gate` (W_gate is not covered by row masks)",
                                  key_path="gate", allowed="(T,L,H) bool")
+        if self.model.is_plain and present & {"gate", "up_rows"}:
+            name = sorted(present & {"gate", "up_rows"})[0]
+            raise TraceError(f"model {self.model.name} has a plain MLP (no W_gate): `{name}` "
+                             "does not apply", key_path=name,
+                             allowed="up + down, or neurons")
         L = self.model.num_hidden_layers
         first = next(iter(self.words.values()))
         T = first.shape[0] if first.ndim == 3 else -1
@@ -224,11 +232,13 @@ class Trace:
         """The cached units this trace reads, each with its own per-layer cache."""
         H, I = self.model.hidden_size, self.model.intermediate_size
         p = self.packed
-        if "neurons" in self.words:  # row i of W_up and W_gate + column i of W_down
-            return [MaskGroup("neurons", p("neurons"), H, 3, "neurons")]
+        if "neurons" in self.words:  # row i of W_up (and W_gate) + column i of W_down
+            return [MaskGroup("neurons", p("neurons"), H, self.model.num_mlp_matrices,
+                              "neurons")]
         out = []
         if "up" in self.words:
-            out.append(MaskGroup("up_gate", p("up"), I, 2, "up") if "gate" not in self.words
+            shares_gate = "gate" not in self.words and not self.model.is_plain
+            out.append(MaskGroup("up_gate", p("up"), I, 2, "up") if shares_gate
                        else MaskGroup("up", p("up"), I, 1, "up"))
         else:
             out.append(MaskGroup("up_rows", p("up_rows"), H, 1, "up_rows"))

@@ -113,6 +113,10 @@ class MaskGenerator:
     # "neurons": one (T,L,I) mask over whole neurons (rows of W_up, W_gate, column of W_down)
     trace_layout: ClassVar[str] = "columns"
     is_stateful: ClassVar[bool] = False  # True: per-sequence state, batches of one sequence
+    # True: the method is defined on the gate (CATS thresholds |silu(W_gate x)|, GLU pruning
+    # ranks the GLU output and prices W_gate); refused for a plain FFN (OPT, Falcon), where
+    # their analogue, dense W_up and the top |act(W_up x)| of W_down, is DIP with up_keep 1
+    needs_gate: ClassVar[bool] = False
 
     def __init__(self, params: Any, shape: ModelShape):
         self.params = params
@@ -120,6 +124,11 @@ class MaskGenerator:
 
     @classmethod
     def build(cls, params: dict | None, shape: ModelShape, source: str = "<api>"):
+        if cls.needs_gate and shape.is_plain:
+            raise ConfigError(f"{cls.name} needs a gated MLP; {shape.name} has a plain FFN "
+                              "(no W_gate). Its plain analogue is dip with up_keep 1",
+                              source=source, key_path="method",
+                              allowed="dense, dip, predictor for plain FFNs")
         return cls(parse_params(cls.Params, params, cls.name, source), shape)
 
     @classmethod

@@ -39,6 +39,7 @@ class Cats(MaskGenerator):
     """Threshold on |silu(gate)| selects rows of W_up and columns of W_down."""
 
     name = "cats"
+    needs_gate = True  # defined on the gate (workloads/masks/base.py)
     Params = CatsParams
     trace_layout = "rows"
 

@@ -4,7 +4,10 @@
   2. h = silu(W_gate x~) * (W_up x~) from the pruned input x~;
   3. m_down = TopK(|h|, k_down): read only those columns of W_down.
 MLP density = (2 up_keep + down_keep) / 3. One target density maps to the pair with the
-reference code's fit; both keeps may instead be given, per layer if wanted. `mode=threshold`
+reference code's fit; both keeps may instead be given, per layer if wanted. On a plain FFN
+(OPT, Falcon: no W_gate) step 1 reads columns of W_up alone and the density is
+(up_keep + down_keep) / 2: the fit's up_keep is kept and down_keep solved for that
+(memsim/traces/density.py; no fit for plain FFNs was published). `mode=threshold`
 replaces each top-k with a per-layer threshold calibrated to the same keep fraction (the
 count then varies per token).
 """
@@ -36,21 +39,23 @@ class DipParams:
                       "fraction", choice("topk", "threshold"), default="topk")
 
 
-def dip_keeps_from_density(density: float) -> tuple[float, float]:
+def dip_keeps_from_density(density: float, plain: bool = False) -> tuple[float, float]:
     """The reference fit: up = sigmoid(0.98499 logit(d) + 0.29976), down = 3 (d - 2/3 up).
 
     d = 0.5 gives 0.574 / 0.351. Both are clipped to [0, 1]; down only leaves that range for
     d < 0.001 (the fit keeps too many inputs), where keep_to_k then keeps one column.
+    `plain`: down = 2 d - up (d = 0.5 gives 0.574 / 0.426).
     """
     if density >= 1.0:
         return 1.0, 1.0
     z = FIT_SLOPE * math.log(density / (1 - density)) + FIT_OFFSET
     up = 1 / (1 + math.exp(-z))
-    down = 3 * (density - 2 / 3 * up)
+    down = 2 * density - up if plain else 3 * (density - 2 / 3 * up)
     return min(max(up, 0.0), 1.0), min(max(down, 0.0), 1.0)
 
 
-def resolve_keeps(params: DipParams, num_layers: int, method: str) -> tuple[np.ndarray, np.ndarray]:
+def resolve_keeps(params: DipParams, num_layers: int, method: str,
+                  plain: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(L,) up_keep and down_keep from either `density` or the explicit pair."""
     explicit = (params.up_keep is not None, params.down_keep is not None)
     if params.density is not None and any(explicit):
@@ -63,7 +68,7 @@ def resolve_keeps(params: DipParams, num_layers: int, method: str) -> tuple[np.n
     if all(explicit):
         up, down = params.up_keep, params.down_keep
     else:
-        up, down = dip_keeps_from_density(params.density or DEFAULT_DENSITY)
+        up, down = dip_keeps_from_density(params.density or DEFAULT_DENSITY, plain)
     return (per_layer(up, num_layers, f"{method}.up_keep"),
             per_layer(down, num_layers, f"{method}.down_keep"))
 
@@ -78,7 +83,8 @@ class Dip(MaskGenerator):
     def __init__(self, params: DipParams, shape):
         super().__init__(params, shape)
         L, H, I = shape.num_hidden_layers, shape.hidden_size, shape.intermediate_size
-        self.up_keep, self.down_keep = resolve_keeps(params, L, self.name)  # (L,) each
+        self.up_keep, self.down_keep = resolve_keeps(params, L, self.name,
+                                                     shape.is_plain)  # (L,) each
         self.k_up, self.k_down = keep_to_k(self.up_keep, H), keep_to_k(self.down_keep, I)
         is_threshold = params.mode == "threshold"
         self.up_thresholds = LayerThresholds(self.up_keep) if is_threshold else None
@@ -109,8 +115,10 @@ class Dip(MaskGenerator):
                "down_keep": self.down_keep.tolist()}
         if self.up_thresholds is None:
             H, I = self.shape.hidden_size, self.shape.intermediate_size
+            up_matrices = 1 if self.shape.is_plain else 2  # W_up (and W_gate)
             out.update(k_up=self.k_up.tolist(), k_down=self.k_down.tolist(),
-                       nominal_density=float(np.mean(2 * self.k_up / H + self.k_down / I) / 3))
+                       nominal_density=float(np.mean(up_matrices * self.k_up / H
+                                                     + self.k_down / I) / (up_matrices + 1)))
         else:  # null: the layer keeps everything
             out.update(up_thresholds=json_floats(self.up_thresholds.values),
                        down_thresholds=json_floats(self.down_thresholds.values))

@@ -36,6 +36,7 @@ class GluPruning(MaskGenerator):
     """Top-k of |h| per token selects the W_down columns; up/gate are dense."""
 
     name = "glu"
+    needs_gate = True  # defined on the gate (workloads/masks/base.py)
     Params = GluParams
 
     def __init__(self, params: GluParams, shape):

@@ -20,7 +20,7 @@ from memsim.traces.calibrated.statistics import (
 from memsim.traces.calibrated.token_factor import depth_corr_at, token_factor
 from memsim.traces.density import dip_keep_fractions
 from memsim.traces.model_shape import ModelShape
-from memsim.traces.trace import MASK_NAMES, Trace
+from memsim.traces.trace import MASK_NAMES, Trace, mask_width
 
 
 def depth_weights(num_source: int, num_target: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -40,7 +40,7 @@ def _by_depth(values: np.ndarray, num_target: int) -> np.ndarray:
 
 
 def _target_densities(stats: TraceStatistics, num_layers: int,
-                      density: float | None) -> dict[str, np.ndarray]:
+                      density: float | None, plain: bool = False) -> dict[str, np.ndarray]:
     """(L',) density per generated mask: the source's by depth, or rescaled to the mean MLP
     density `density`: DIP and DIP-CA split it by the paper's fit (PAPER.md section 3), any
     other method scales all its masked (not dense) matrices by one factor."""
@@ -52,25 +52,31 @@ def _target_densities(stats: TraceStatistics, num_layers: int,
                           allowed="(0, 1]")
     masked = [k for k, g in stats.groups.items() if not g.is_dense]
     if stats.method in ("dip", "dip_ca") and set(masked) == {"up", "down"}:
-        keep = dict(zip(("up", "down"), dip_keep_fractions(density)))
+        keep = dict(zip(("up", "down"), dip_keep_fractions(density, plain)))
         scaled = {k: _rescale(v, keep[k]) if k in keep else v for k, v in mapped.items()}
     else:
-        scaled = {k: v * _common_factor(mapped, masked, density) if k in masked else v
+        scaled = {k: v * _common_factor(mapped, masked, density, plain) if k in masked else v
                   for k, v in mapped.items()}
     scaled = {k: np.clip(v, 0.0, 1.0) for k, v in scaled.items()}
-    got = _mlp_density(scaled)
+    got = _mlp_density(scaled, plain)
     if abs(got - density) > 1e-3:  # clipped at 1, or a matrix the method reads in full
-        low = _mlp_density({k: v * 0 if k in masked else v for k, v in mapped.items()})
+        low = _mlp_density({k: v * 0 if k in masked else v for k, v in mapped.items()}, plain)
+        high = _mlp_density(_saturated(mapped), plain)
         raise ConfigError(f"{stats.method} traces calibrated on {stats.source_model} cannot "
                           f"reach MLP density {density} (got {got:.4f})", key_path="density",
-                          allowed=f"about ({low:.3f}, {_mlp_density(_saturated(mapped)):.3f}]")
+                          allowed=f"about ({low:.3f}, {high:.3f}]")
     return scaled
 
 
-def _mlp_density(densities: dict[str, np.ndarray]) -> float:
+def _mlp_density(densities: dict[str, np.ndarray], plain: bool = False) -> float:
     """Mean MLP density of per-mask densities (PAPER.md section 2: up and gate sharing one
-    mask count twice)."""
-    weight = {k: (2 if k == "up" and "gate" not in densities else 1) / 3 for k in densities}
+    mask count twice; a plain FFN's two masks count once each; a neuron mask is the density)."""
+    if "neurons" in densities:
+        return float(densities["neurons"].mean())
+    if plain:
+        weight = {k: 0.5 for k in densities}
+    else:
+        weight = {k: (2 if k == "up" and "gate" not in densities else 1) / 3 for k in densities}
     return float(sum(weight[k] * v.mean() for k, v in densities.items()))
 
 
@@ -84,14 +90,15 @@ def _rescale(per_layer: np.ndarray, mean: float) -> np.ndarray:
     return per_layer * (mean / max(per_layer.mean(), 1e-12))
 
 
-def _common_factor(mapped: dict[str, np.ndarray], masked: list[str], density: float) -> float:
+def _common_factor(mapped: dict[str, np.ndarray], masked: list[str], density: float,
+                   plain: bool = False) -> float:
     """The one factor on every masked matrix's densities (clipped at 1) that gives mean MLP
     density `density`, by bisection (the clipping makes it non-linear)."""
     lo, hi = 0.0, 1.0 / max(min([mapped[k].mean() for k in masked] or [1.0]), 1e-12)
     for _ in range(60):
         mid = 0.5 * (lo + hi)
         trial = {k: np.clip(v * mid, 0, 1) if k in masked else v for k, v in mapped.items()}
-        lo, hi = (mid, hi) if _mlp_density(trial) < density else (lo, mid)
+        lo, hi = (mid, hi) if _mlp_density(trial, plain) < density else (lo, mid)
     return lo
 
 
@@ -203,9 +210,8 @@ def generate(stats: TraceStatistics, model: ModelShape, num_tokens: int, *, seed
         raise ConfigError(f"must be a non-negative integer, got {structure_seed!r}",
                           key_path="structure_seed", allowed=">= 0")
     L = model.num_hidden_layers
-    widths = {"up": model.hidden_size, "gate": model.hidden_size,
-              "up_rows": model.intermediate_size, "down": model.intermediate_size}
-    densities = _target_densities(stats, L, density)
+    widths = {name: mask_width(name, model) for name in MASK_NAMES}
+    densities = _target_densities(stats, L, density, model.is_plain)
     lengths = (num_tokens // num_sequences,) * num_sequences
     structures = dict(zip(MASK_NAMES, np.random.default_rng(structure_seed).spawn(
         len(MASK_NAMES))))
