@@ -5,7 +5,7 @@ columns that arrived with its reads (not requested, not resident) recency 2t, th
 top-C columns by (recency, -index) among the resident ones and the newcomers. That is plain
 LRU over a sequence with two steps per token, "the arrivals" then "the mask": after each
 token the cache is the top-C by key among every column touched so far in the sequence (the
-argument of memsim/cache/_lru_batch.py, which this kernel reuses step by step). What arrives
+argument of memsim/cache/_lru_batch.py, whose window this kernel steps: cache/lru_step.py). What arrives
 depends on the misses, so the steps are made as the replay goes: misses against the cache
 left by the previous token, arrived columns from the flash geometry (the request counting's
 `arrived_row`), then both steps through the sliding window. tests/test_overread.py checks
@@ -15,9 +15,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from memsim.cache._lru_batch import _keep_lowest, _popcnt, _spill, _window
+from memsim.cache.lru_step import lru_step
+from memsim.core.bitops import popcount
 from memsim.core.jit import kernel
 from memsim.sim._flash_kernels import I_UNITS, _buffers, arrived_row
+
+
+@kernel
+def _pop(x) -> np.int64:
+    return np.int64(popcount(x))
 
 
 @kernel
@@ -49,7 +55,7 @@ def lru_admit_group(masks: np.ndarray, capacity: np.ndarray, lengths: np.ndarray
                 h = 0
                 for k in range(W):  # serve from the cache the previous token left
                     m = masks[t, layer, k]
-                    h += _popcnt(m & state[k])
+                    h += _pop(m & state[k])
                     missed[t, layer, k] = m & ~state[k]
                 hits[t, layer] = h
                 arrived_row(missed[t], layer, pos, order, num_columns, slot_bits, unit_bits,
@@ -59,44 +65,11 @@ def lru_admit_group(masks: np.ndarray, capacity: np.ndarray, lengths: np.ndarray
                     steps[2 * i, 0, k] = arrived[k] & ~m & ~state[k]
                     steps[2 * i + 1, 0, k] = m
                 for step in range(2 * i, 2 * i + 2):
-                    start, split = _lru_step(steps, step, capacity[layer], start, split,
+                    start, split = lru_step(steps, step, capacity[layer], start, split,
                                              suffix, back, outer, win, state)
                 f, r = 0, 0
                 for k in range(W):
-                    f += _popcnt((missed[t, layer, k] | steps[2 * i, 0, k]) & state[k])
-                    r += _popcnt(state[k])
+                    f += _pop((missed[t, layer, k] | steps[2 * i, 0, k]) & state[k])
+                    r += _pop(state[k])
                 fills[t, layer], resident[t, layer] = f, r
             first += n
-
-
-@kernel
-def _lru_step(steps: np.ndarray, i: int, capacity: int, start: int, split: int,
-              suffix: np.ndarray, back: np.ndarray, outer: np.ndarray, win: np.ndarray,
-              state: np.ndarray) -> tuple:
-    """Access step i (the set steps[i, 0]); state = the top-`capacity` columns by (last step,
-    -index). Returns (start, split) of the window (memsim/cache/_lru_batch.py)."""
-    W = state.shape[0]
-    for k in range(W):
-        back[k] |= steps[i, 0, k]
-        outer[k] |= steps[i, 0, k]
-    count = _window(suffix, back, win, start, W)
-    while count > capacity:  # the window's first step moves on
-        outer[:] = win
-        start += 1
-        if start > i:  # an oversize step: the window empties
-            win[:] = 0
-            back[:] = 0
-            split = i
-            count = 0
-            break
-        if start > split:
-            _spill(steps, 0, 0, start, i, suffix, back)
-            split = i
-        count = _window(suffix, back, win, start, W)
-    state[:] = win
-    for k in range(W):
-        outer[k] ^= win[k]  # touched last at step start - 1
-    _keep_lowest(outer, capacity - count, state)
-    for k in range(W):
-        outer[k] |= win[k]
-    return start, split

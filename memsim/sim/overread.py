@@ -16,7 +16,6 @@ from __future__ import annotations
 import numpy as np
 
 from memsim.cache import CacheOutcome
-from memsim.cache._packed import resolve_lengths
 from memsim.cache.lru import LRUPolicy
 from memsim.sim.flash_reads import ReadGeometry, arrived_columns
 from memsim.traces import MaskGroup
@@ -37,7 +36,7 @@ def _lru_admitting_overread(groups, capacities, lengths, geometries) -> CacheOut
     from memsim.sim._overread_lru import lru_admit_group  # compiled on first use
 
     T, L = groups[0].bits.words.shape[:2]
-    lengths = np.array(resolve_lengths(T, lengths), np.int64)
+    lengths = np.array(lengths or (T,), np.int64)
     hits, fills, resident = (np.zeros((T, len(groups), L), np.int64) for _ in range(3))
     misses = []
     for g, (group, caps, geom) in enumerate(zip(groups, capacities, geometries)):
