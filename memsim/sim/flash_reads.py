@@ -15,7 +15,8 @@ read with the same runs). Per (token, layer, group) transfer:
     transfer adds the latency once (memsim/hw/flash/base.py).
 Byte-addressable flash (`simple`) has no pages: requests are the runs, device bytes the payload.
 Reads of whole regions (dense groups, attention, head) are one request each, read in file
-order (sequential); masked reads are random, within their region's span.
+order (sequential); masked reads are random, priced within the span `flash.locality` names
+(default: their region's).
 """
 from __future__ import annotations
 
@@ -79,9 +80,25 @@ class ReadGeometry:
         return self.num_columns * self.slot_bits * self.regions / 8
 
 
+def locality_span_bytes(hw: HardwareConfig, groups: list[MaskGroup],
+                        vector_bytes: list[float], num_layers: int,
+                        file_bytes: float) -> float | None:
+    """The span every masked read of a token is priced within (`flash.locality`): None for
+    `region` (each transfer's own region), all layers' regions of every group for `token`,
+    `file_bytes` (the whole weight file) for `file`."""
+    locality = hw.flash.locality
+    if locality == "token":
+        return float(sum(g.num_columns * vb for g, vb in zip(groups, vector_bytes))
+                     * num_layers)
+    if locality == "file":
+        return float(file_bytes)
+    return None
+
+
 def geometry(hw: HardwareConfig, group: MaskGroup, vector_bytes: float, layout: Layout | None,
-             sequential: bool = False) -> ReadGeometry:
-    """The read geometry of `group` on `hw` (one column = `vector_bytes`)."""
+             sequential: bool = False, span_bytes: float | None = None) -> ReadGeometry:
+    """The read geometry of `group` on `hw` (one column = `vector_bytes`); its random reads
+    are priced within `span_bytes` (None: the group's region in one layer)."""
     flash = hw.flash
     regions = group.num_matrices if (group.num_matrices > 1 and not flash.bundles_matrices) \
         else 1
@@ -92,7 +109,7 @@ def geometry(hw: HardwareConfig, group: MaskGroup, vector_bytes: float, layout: 
     gap_units = MAX_GAP_UNITS if gap >= MAX_GAP_UNITS else int(gap)
     pos, order = layout.positions(group.name) if layout is not None else (None, None)
     empty = np.zeros((0, 0), np.int32)
-    span = group.num_columns * vector_bytes
+    span = group.num_columns * vector_bytes if span_bytes is None else span_bytes
     floor_s, per_unit_s = flash.request_cost(span, sequential)
     per_unit_s = per_unit_s * (unit_bits / 8 if not page else 1)  # simple: per byte -> per bit
     return ReadGeometry(group.num_columns, slot_bits, regions, unit_bits, gap_units,

@@ -53,7 +53,8 @@ class FlashModel:
 
     @property
     def locality(self) -> str:
-        """The span a masked read's IOPS is judged by (`ufs`: flash.locality); `region`."""
+        """The span a masked read's IOPS is judged by (`ufs`: the `locality` key); models
+        whose cost does not depend on the span answer `region`."""
         return "region"
 
     @property
