@@ -259,6 +259,30 @@ def test_each_counting_path_equals_the_reference(slot_bytes, page_bytes, gap, fl
         check_against_reference(mixed, geom)
 
 
+@pytest.mark.parametrize("gap", [1, 5, 15, 16, 40, 63, 64, 100])
+def test_a_zero_run_of_exactly_the_merge_gap_closes_and_one_more_does_not(gap):
+    """Page-sized slots: misses at 0 and gap + 1 leave `gap` unread pages between them (one
+    request of gap + 2 pages); at 0 and gap + 2, gap + 1 pages (two requests of one page).
+    A block of misses far behind (its own request) makes the rows dense enough for the page
+    bitmap; gaps below 16 close with shifted ANDs, up to 63 with window passes, beyond by a
+    walk."""
+    empty = np.zeros((0, 0), np.int32)
+    N, block = 512, 100
+    geom = ReadGeometry(N, 8 * PAGE, 1, 8 * PAGE, gap, empty, empty, 3.5e-6, 1e-6, 0.0,
+                        True, False)
+    assert geom.short_units == 3
+    mask = np.zeros((2, 1, N), bool)
+    mask[:, 0, N - block:] = True
+    mask[0, 0, [0, gap + 1]] = True
+    mask[1, 0, [0, gap + 2]] = True
+    stats = request_stats(pack_words(mask), geom)[:, 0]
+    pair = gap + 2
+    assert stats[0].tolist() == [2, pair + block, int(pair <= 3), block + pair * (pair > 3)]
+    assert stats[1].tolist() == [3, 2 + block, 2, block]
+    arrived = unpack_words(arrived_columns(pack_words(mask[0]), geom), N)[0]
+    assert np.flatnonzero(arrived).tolist() == list(range(pair)) + list(range(N - block, N))
+
+
 def test_arrived_columns_hand_computed():
     """1000-byte slots in 4 KiB pages: a miss of column 0 reads page 0, which also holds
     columns 1-3 (column 4, bytes 4000-4999, straddles into page 1); with a one-page merge gap,
