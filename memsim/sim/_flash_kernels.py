@@ -193,6 +193,25 @@ def _append_units(x: np.ndarray, lo: int, hi: int, num_columns: int, chunk: int,
     last = (num_columns - 1) // chunk + 1
     o = lo * per_word * period
     k, fill, acc = o >> 6, o & 63, np.uint64(0)
+    if chunk == 16 and 4 * period <= 64:  # speed shortcut: a slot word's four entries joined
+        wide_hi = hi if hi * per_word <= last else hi - 1  # (independent lookups) and appended
+        width = 4 * period  # at once
+        p1, p2, p3 = np.uint64(period), np.uint64(2 * period), np.uint64(3 * period)
+        m16 = np.uint64(0xFFFF)
+        for w in range(lo, wide_hi):
+            v = x[w]
+            m = (np.uint64(table[0, v & m16])
+                 | (np.uint64(table[0, (v >> np.uint64(16)) & m16]) << p1)
+                 | (np.uint64(table[0, (v >> np.uint64(32)) & m16]) << p2)
+                 | (np.uint64(table[0, v >> np.uint64(48)]) << p3))
+            acc |= m << np.uint64(fill)
+            fill += width
+            if fill >= 64:
+                units[k] = acc
+                k += 1
+                fill -= 64
+                acc = m >> np.uint64(width - fill) if fill > 0 else np.uint64(0)
+        lo = wide_hi
     for w in range(lo, hi):
         v = x[w]
         for q in range(min(per_word, last - w * per_word)):
