@@ -24,6 +24,7 @@ ONE = np.uint64(1)
 ALL = np.uint64(0xFFFFFFFFFFFFFFFF)
 SLOT, PAGE, WALK = 0, 1, 2  # memsim/sim/_count_plan.py
 SMALL_WINDOW = 16  # windows up to this many bits: shifted ANDs per word, no extra pass
+SPARSE_SAMPLE_WORDS = 16  # words a row's density is estimated from
 # ints: the plan's integers, in this order (flash_reads.py packs them)
 I_PATH, I_UNITS, I_WORD_PHASES, I_CHUNK, I_CHUNK_PHASES, I_PERIOD, I_REV, I_REV_PHASES, \
     I_REV_PERIOD, I_INC_BASE = range(10)
@@ -370,40 +371,30 @@ def _trim(x: np.ndarray, lo: int, hi: int) -> tuple:
 
 
 @kernel
-def _sparse(x: np.ndarray, lo: int, hi: int, tabs: tuple) -> bool:
-    """Fewer set slots than twice the unit words they span (tuned on Phi-3-Medium rows:
-    below that, the run walk is faster than building and scanning the unit bitmap)."""
-    first_slot, last_slot = tabs[8], tabs[9]
+def _sparse(x: np.ndarray, lo: int, hi: int, first_slot: np.ndarray,
+            last_slot: np.ndarray) -> bool:
+    """Fewer set slots than about twice the unit words they span, estimated from the first
+    words (tuned on Phi-3-Medium rows: below that, walking the runs is faster than building
+    and scanning the unit bitmap; both are exact, so the estimate only decides the speed)."""
     span = (last_slot[min(hi * 64, first_slot.shape[0]) - 1] >> 6) - (first_slot[lo * 64] >> 6)
+    sample = min(hi - lo, SPARSE_SAMPLE_WORDS)
     bits = 0
-    for k in range(lo, hi):
+    for k in range(lo, lo + sample):
         bits += _pop(x[k])
-    return bits <= 2 * (span + 1)
+    return bits * (hi - lo) <= 2 * (span + 1) * sample
 
 
 @kernel
-def _count_row(x: np.ndarray, lo: int, hi: int, num_columns: int, slot_bits: int,
-               unit_bits: int,
-               gap_units: int, short_units: int, ints: np.ndarray, tabs: tuple,
-               first_unit: np.ndarray, last_unit: np.ndarray, units: np.ndarray,
-               zeros: np.ndarray, wide: np.ndarray, out: np.ndarray) -> None:
-    path = ints[I_PATH]
-    lo, hi = _trim(x, lo, hi)
-    if hi <= lo:
-        out[:] = 0
-    elif path == SLOT:
-        _slot_counts(x, lo, hi, ints[I_WORD_PHASES], ints[I_INC_BASE], tabs[0], tabs[1],
-                     tabs[2], tabs[3], out)
-    elif path == PAGE and not _sparse(x, lo, hi, tabs):
-        a, n = _read_units(x, lo, hi, num_columns, ints, tabs, gap_units, units, zeros, wide)
-        if short_units < 64:
-            _measure(units, a, n, short_units, wide, out)
-        else:
-            _walk_runs(units, a, n, first_unit, last_unit, 0, short_units, out)
-    elif path == PAGE:  # few misses: walking their runs is cheaper than the unit bitmap
-        _walk_runs(x, lo, hi, tabs[8], tabs[9], gap_units, short_units, out)
+def _count_units(x: np.ndarray, lo: int, hi: int, num_columns: int, short_units: int,
+                 gap_units: int, ints: np.ndarray, tabs: tuple, first_unit: np.ndarray,
+                 last_unit: np.ndarray, units: np.ndarray, zeros: np.ndarray,
+                 wide: np.ndarray, out: np.ndarray) -> None:
+    """PAGE: the unit bitmap of x[lo:hi], closed, then measured."""
+    a, n = _read_units(x, lo, hi, num_columns, ints, tabs, gap_units, units, zeros, wide)
+    if short_units < 64:
+        _measure(units, a, n, short_units, wide, out)
     else:
-        _walk_runs(x, lo, hi, first_unit, last_unit, gap_units, short_units, out)
+        _walk_runs(units, a, n, first_unit, last_unit, 0, short_units, out)
 
 
 @kernel
@@ -420,19 +411,39 @@ def transfer_stats(words: np.ndarray, num_layers: int, pos: np.ndarray, num_colu
     R, W = words.shape
     identity = pos.shape[0] == 0
     scratch = np.zeros(W, np.uint64)
+    path = ints[I_PATH]
     n_units = (ints[I_UNITS] + 63) // 64 + 2
     units, zeros, wide = _buffers(n_units)
-    first_unit, last_unit = _walk_tables(ints[I_PATH], W, n_units, slot_bits, unit_bits)
+    first_unit, last_unit = _walk_tables(path, W, n_units, slot_bits, unit_bits)
+    # Speed shortcut: the path is chosen in this loop and the tables unpacked once, so a row
+    # walked run by run costs what it cost before the other paths existed (a call taking
+    # the whole plan costs ~0.2 us per row: numba passes every array field by field).
+    word_phases, inc_base = ints[I_WORD_PHASES], ints[I_INC_BASE]
+    inc_values, inc_masks, start_values, start_masks = tabs[0], tabs[1], tabs[2], tabs[3]
+    slot_first, slot_last = tabs[8], tabs[9]
     for r in range(R):
         if identity:
-            _count_row(words[r], 0, W, num_columns, slot_bits, unit_bits, gap_units, short_units, ints,
-                       tabs, first_unit, last_unit, units, zeros, wide, out[r])
+            x, lo, hi = words[r], 0, W
         else:
             lo, hi = _flash_order(words, r, pos[r % num_layers], scratch)
-            _count_row(scratch, lo, hi, num_columns, slot_bits, unit_bits, gap_units, short_units, ints,
-                       tabs, first_unit, last_unit, units, zeros, wide, out[r])
-            if hi > lo:
-                scratch[lo:hi] = 0
+            x = scratch
+        row = out[r]
+        if path == WALK:
+            _walk_runs(x, lo, hi, first_unit, last_unit, gap_units, short_units, row)
+        elif path == SLOT:
+            _slot_counts(x, lo, hi, word_phases, inc_base, inc_values, inc_masks, start_values,
+                         start_masks, row)
+        else:
+            a, b = _trim(x, lo, hi)
+            if b <= a:
+                row[:] = 0
+            elif _sparse(x, a, b, slot_first, slot_last):  # few misses: walking their runs
+                _walk_runs(x, a, b, slot_first, slot_last, gap_units, short_units, row)
+            else:  # beats building the unit bitmap
+                _count_units(x, a, b, num_columns, short_units, gap_units, ints, tabs,
+                             first_unit, last_unit, units, zeros, wide, row)
+        if not identity and hi > lo:
+            scratch[lo:hi] = 0
 
 
 @kernel
@@ -477,7 +488,7 @@ def arrived_row(words: np.ndarray, layer: int, pos: np.ndarray, order: np.ndarra
     lo2, hi2 = _trim(x, lo, hi)
     if hi2 <= lo2:
         return
-    if path == PAGE and not _sparse(x, lo2, hi2, tabs):
+    if path == PAGE and not _sparse(x, lo2, hi2, tabs[8], tabs[9]):
         units[:] = 0  # every chunk is looked up below, not only those near the misses
         _read_units(x, lo2, hi2, num_columns, ints, tabs, gap_units, units, zeros, wide)
         if not identity:
