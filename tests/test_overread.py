@@ -9,17 +9,9 @@ from memsim.cache.lru import LRUPolicy
 from memsim.sim.flash_reads import MAX_GAP_UNITS, ReadGeometry
 from memsim.sim.overread import replay_admitting_overread, stepwise_admitting_overread
 from memsim.traces import MaskGroup
+from tests.helpers import reuse_masks
 
 PAGE_BITS = 4096 * 8
-
-
-def reuse_masks(rng, T: int, L: int, N: int, density: float, reuse: float) -> np.ndarray:
-    out = np.zeros((T, L, N), bool)
-    out[0] = rng.random((L, N)) < density
-    for t in range(1, T):
-        keep = rng.random((L, N)) < reuse
-        out[t] = np.where(keep, out[t - 1], rng.random((L, N)) < density)
-    return out
 
 
 def geometry(rng, N: int, L: int, slot_bytes: int, gap_units: int, layout: bool):

@@ -194,9 +194,12 @@ def _append_units(x: np.ndarray, lo: int, hi: int, num_columns: int, chunk: int,
     last = (num_columns - 1) // chunk + 1
     o = lo * per_word * period
     k, fill, acc = o >> 6, o & 63, np.uint64(0)
-    if chunk == 16 and 4 * period <= 64:  # speed shortcut: a slot word's four entries joined
-        wide_hi = hi if hi * per_word <= last else hi - 1  # (independent lookups) and appended
-        width = 4 * period  # at once
+    # Speed shortcut: a slot word's four entries joined (independent lookups) and appended at
+    # once. The append is written out twice on purpose: as a helper returning (k, fill, acc)
+    # numba made the whole build ~4x slower (measured, benchmarks/bench_simulator.py).
+    if chunk == 16 and 4 * period <= 64:
+        wide_hi = hi if hi * per_word <= last else hi - 1
+        width = 4 * period
         p1, p2, p3 = np.uint64(period), np.uint64(2 * period), np.uint64(3 * period)
         m16 = np.uint64(0xFFFF)
         for w in range(lo, wide_hi):
