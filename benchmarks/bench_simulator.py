@@ -83,6 +83,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.tokens < 1 or args.repeats < 1:
         parser.error("--tokens and --repeats must be at least 1")
+    if min(args.dram) <= 0:
+        parser.error("--dram sizes must be positive (GB)")
     model, hw = load_model_shape("phi-3-medium"), load_hw(args.hw)
     trace = synth_trace(model, args.tokens, 0.5, seed=0)
     simulate(with_dram(hw, args.dram[0]), model, dataclasses.replace(trace))  # compile once

@@ -26,6 +26,7 @@ from pathlib import Path
 from calibration_fidelity import SOURCES, WINDOWS, _hw_file  # same folder: shared traces
 
 from memsim import load_hw, load_model_shape, simulate
+from memsim.core.errors import ConfigError
 from memsim.core.files import atomic_write_text, read_text
 from memsim.hw.flash.ufs import LOCALITIES
 from memsim.hw.probe import PUBLISHED, WITHIN
@@ -50,7 +51,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "flash_layout.md")
     args = parser.parse_args()
     start = time.perf_counter()
-    page = read_text(args.out, what="page to write into")
+    try:
+        page = read_text(args.out, what="page to write into")
+    except ConfigError as exc:
+        raise SystemExit(str(exc)) from None
     if page.count(BEGIN) != 1 or page.count(END) != 1 or page.index(BEGIN) > page.index(END):
         raise SystemExit(f"{args.out}: needs one {BEGIN!r} and, after it, one {END!r}")
     body = probe_section() + locality_section(traces(args.data))
