@@ -97,3 +97,15 @@ def test_probe_command_prints_every_size_and_pattern(capsys):
 def test_probe_of_an_unknown_preset_is_a_clean_error(capsys):
     assert main(["hw", "probe", "no-such-phone"]) == 2
     assert "no-such-phone" in capsys.readouterr().err
+
+
+def test_an_unknown_locality_is_refused_naming_the_key_and_the_readings():
+    from memsim.core.errors import ConfigError
+    from memsim.core.schema import to_plain
+    from memsim.hw.config import hw_from_dict
+
+    data = to_plain(load_hw("flagship"))
+    data["flash"]["locality"] = "layer"
+    with pytest.raises(ConfigError) as err:
+        hw_from_dict(data, source="phone.yaml")
+    assert "flash.locality" in str(err.value) and "region, token, file" in str(err.value)
