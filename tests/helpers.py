@@ -60,13 +60,17 @@ def random_trace(T: int = 12, density: float = 0.5, seed: int = 0, model: ModelS
     """Masks with reuse: each token keeps each previous column with prob `reuse`."""
     rng = np.random.default_rng(seed)
     L, H, I = model.num_hidden_layers, model.hidden_size, model.intermediate_size
+    return Trace(up=reuse_masks(rng, T, L, H, density, reuse),
+                 down=reuse_masks(rng, T, L, I, density, reuse), model=model, method="dip",
+                 **kwargs)
 
-    def masks(N):
-        out = np.zeros((T, L, N), bool)
-        out[0] = rng.random((L, N)) < density
-        for t in range(1, T):
-            keep = rng.random((L, N)) < reuse
-            out[t] = np.where(keep, out[t - 1], rng.random((L, N)) < density)
-        return out
 
-    return Trace(up=masks(H), down=masks(I), model=model, method="dip", **kwargs)
+def reuse_masks(rng, T: int, L: int, N: int, density: float, reuse: float) -> np.ndarray:
+    """(T, L, N) masks: each token keeps each previous column with prob `reuse`, draws the
+    rest anew at `density`."""
+    out = np.zeros((T, L, N), bool)
+    out[0] = rng.random((L, N)) < density
+    for t in range(1, T):
+        keep = rng.random((L, N)) < reuse
+        out[t] = np.where(keep, out[t - 1], rng.random((L, N)) < density)
+    return out

@@ -29,7 +29,13 @@ from memsim.cache import POLICIES, CacheOutcome
 from memsim.hw import HardwareConfig
 from memsim.hw.layouts import Layout
 from memsim.sim import hybrid
-from memsim.sim.flash_reads import ReadGeometry, TransferReads, geometry, transfer_reads
+from memsim.sim.flash_reads import (
+    ReadGeometry,
+    TransferReads,
+    geometry,
+    locality_span_bytes,
+    transfer_reads,
+)
 from memsim.sim.footprint import Footprint
 from memsim.sim.plan import DramPlan
 from memsim.traces import MaskGroup, ModelShape, Trace
@@ -79,9 +85,21 @@ class _Acc:
 def group_geometries(hw: HardwareConfig, trace: Trace, plan: DramPlan,
                      layout: Layout | None) -> list[ReadGeometry]:
     """How each mask group sits in flash: dense groups stream their regions in file order
-    (sequential); masked groups are read at data-dependent offsets (random)."""
-    return [geometry(hw, g, vb, layout, sequential=_is_dense(trace, g))
-            for g, vb in zip(trace.groups(), plan.vector_bytes)]
+    (sequential); masked groups are read at data-dependent offsets (random), priced within
+    the span `flash.locality` names."""
+    groups, model = trace.groups(), trace.model
+    span = locality_span_bytes(hw, groups, plan.vector_bytes, model.num_hidden_layers,
+                               weight_file_bytes(model, hw))
+    return [geometry(hw, g, vb, layout, sequential=_is_dense(trace, g), span_bytes=span)
+            for g, vb in zip(groups, plan.vector_bytes)]
+
+
+def weight_file_bytes(model: ModelShape, hw: HardwareConfig) -> float:
+    """Every weight of the model at the preset's precision (a tied LM head stored once)."""
+    fp = Footprint.of(model, hw)
+    head = 0.0 if model.tie_word_embeddings else fp.lm_head_bytes
+    return (model.num_hidden_layers * (fp.attention_bytes_per_layer + fp.mlp_bytes_per_layer)
+            + fp.embedding_table_bytes + head)
 
 
 def _is_dense(trace: Trace, group: MaskGroup) -> bool:

@@ -15,7 +15,8 @@ read with the same runs). Per (token, layer, group) transfer:
     transfer adds the latency once (memsim/hw/flash/base.py).
 Byte-addressable flash (`simple`) has no pages: requests are the runs, device bytes the payload.
 Reads of whole regions (dense groups, attention, head) are one request each, read in file
-order (sequential); masked reads are random, within their region's span.
+order (sequential); masked reads are random, priced within the span `flash.locality` names
+(default: their region's).
 """
 from __future__ import annotations
 
@@ -24,7 +25,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from memsim.hw import HardwareConfig
+from memsim.hw.flash.base import short_units
 from memsim.hw.layouts import Layout
+from memsim.sim._count_plan import CountPlan, count_plan
 from memsim.traces import MaskGroup
 
 MAX_GAP_UNITS = 1 << 60  # "merge everything" (.inf) without overflowing int64
@@ -49,13 +52,24 @@ class ReadGeometry:
 
     @property
     def short_units(self) -> int:
-        """The longest request (in units) that costs the floor: n * per_unit_s <= floor_s."""
-        n = int(self.floor_s / self.per_unit_s) if self.per_unit_s > 0 else MAX_GAP_UNITS
-        while n > 0 and n * self.per_unit_s > self.floor_s:  # the same float test as costs
-            n -= 1
-        while (n + 1) * self.per_unit_s <= self.floor_s and n < MAX_GAP_UNITS:
-            n += 1
-        return n
+        """The longest request (in units) that costs the floor (hw/flash/base.py)."""
+        return short_units(self.floor_s, self.per_unit_s)
+
+    @property
+    def plan(self) -> CountPlan:
+        """How the compiled kernels count this geometry's requests (memsim/sim/_count_plan.py)."""
+        return count_plan(self.num_columns, self.slot_bits, self.unit_bits, self.gap_units,
+                          self.short_units)
+
+    def plan_arrays(self) -> tuple[np.ndarray, tuple]:
+        """The plan as the kernels take it: (ints, tables) (memsim/sim/_flash_kernels.py)."""
+        p = self.plan
+        ints = np.array([p.path, p.num_units, p.word_phases, p.chunk_slots, p.chunk_phases,
+                         p.period_units, p.rev_slots, p.rev_phases, p.rev_period, p.inc_base],
+                        np.int64)
+        return ints, (p.inc_values, p.inc_masks, p.start_values, p.start_masks, p.chunk_base,
+                      p.chunk_table, p.rev_base, p.rev_table, p.slot_first, p.slot_last,
+                      p.narrow_table)
 
     @property
     def unit_bytes(self) -> float:
@@ -66,9 +80,25 @@ class ReadGeometry:
         return self.num_columns * self.slot_bits * self.regions / 8
 
 
+def locality_span_bytes(hw: HardwareConfig, groups: list[MaskGroup],
+                        vector_bytes: list[float], num_layers: int,
+                        file_bytes: float) -> float | None:
+    """The span every masked read of a token is priced within (`flash.locality`): None for
+    `region` (each transfer's own region), all layers' regions of every group for `token`,
+    `file_bytes` (the whole weight file) for `file`."""
+    locality = hw.flash.locality
+    if locality == "token":
+        return float(sum(g.num_columns * vb for g, vb in zip(groups, vector_bytes))
+                     * num_layers)
+    if locality == "file":
+        return float(file_bytes)
+    return None
+
+
 def geometry(hw: HardwareConfig, group: MaskGroup, vector_bytes: float, layout: Layout | None,
-             sequential: bool = False) -> ReadGeometry:
-    """The read geometry of `group` on `hw` (one column = `vector_bytes`)."""
+             sequential: bool = False, span_bytes: float | None = None) -> ReadGeometry:
+    """The read geometry of `group` on `hw` (one column = `vector_bytes`); its random reads
+    are priced within `span_bytes` (None: the group's region in one layer)."""
     flash = hw.flash
     regions = group.num_matrices if (group.num_matrices > 1 and not flash.bundles_matrices) \
         else 1
@@ -79,7 +109,7 @@ def geometry(hw: HardwareConfig, group: MaskGroup, vector_bytes: float, layout: 
     gap_units = MAX_GAP_UNITS if gap >= MAX_GAP_UNITS else int(gap)
     pos, order = layout.positions(group.name) if layout is not None else (None, None)
     empty = np.zeros((0, 0), np.int32)
-    span = group.num_columns * vector_bytes
+    span = group.num_columns * vector_bytes if span_bytes is None else span_bytes
     floor_s, per_unit_s = flash.request_cost(span, sequential)
     per_unit_s = per_unit_s * (unit_bits / 8 if not page else 1)  # simple: per byte -> per bit
     return ReadGeometry(group.num_columns, slot_bits, regions, unit_bits, gap_units,
@@ -96,18 +126,28 @@ class TransferReads:
     time_s: np.ndarray  # (T, L)
 
 
-def transfer_reads(miss_words: np.ndarray, geom: ReadGeometry,
-                   payload_bytes: np.ndarray) -> TransferReads:
-    """Requests, device bytes and time of every transfer; `miss_words` (T, L, W) packed
-    missed columns (model order), `payload_bytes` (T, L) their bytes."""
+def request_stats(miss_words: np.ndarray, geom: ReadGeometry) -> np.ndarray:
+    """(T, L, 4) int64 per transfer of one region: requests, units read, requests of at most
+    `geom.short_units` units (they cost the floor), units of the longer ones; `miss_words`
+    (T, L, W) packed missed columns (model order)."""
     from memsim.sim._flash_kernels import transfer_stats  # compiled on first use
 
     T, L, W = miss_words.shape
     stats = np.empty((T * L, 4), np.int64)
     transfer_stats(np.ascontiguousarray(miss_words).reshape(T * L, W), L, geom.pos,
-                   geom.slot_bits, geom.unit_bits, geom.gap_units, geom.short_units, stats)
-    requests, units, short, long_units = (stats[:, i].reshape(T, L).astype(np.float64)
-                                          for i in range(4))
+                   geom.num_columns, geom.slot_bits, geom.unit_bits, geom.gap_units, geom.short_units,
+                   *geom.plan_arrays(), stats)
+    return stats.reshape(T, L, 4)
+
+
+def transfer_reads(miss_words: np.ndarray, geom: ReadGeometry,
+                   payload_bytes: np.ndarray) -> TransferReads:
+    """Requests, device bytes and time of every transfer; `miss_words` (T, L, W) packed
+    missed columns (model order), `payload_bytes` (T, L) their bytes. The time is
+    `request_time` (hw/flash/base.py) summed over the requests, inlined: short requests cost
+    the floor, longer ones their units."""
+    stats = request_stats(miss_words, geom).astype(np.float64)
+    requests, units, short, long_units = (stats[..., i] for i in range(4))
     if geom.is_paged:
         device = units * geom.unit_bytes * geom.regions
         pipelined = geom.regions * (short * geom.floor_s + long_units * geom.per_unit_s)
@@ -125,5 +165,5 @@ def arrived_columns(miss_words: np.ndarray, geom: ReadGeometry) -> np.ndarray:
 
     out = np.zeros_like(miss_words)
     arrived_slots(np.ascontiguousarray(miss_words), geom.pos, geom.order, geom.num_columns,
-                  geom.slot_bits, geom.unit_bits, geom.gap_units, out)
+                  geom.slot_bits, geom.unit_bits, geom.gap_units, *geom.plan_arrays(), out)
     return out

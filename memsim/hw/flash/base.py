@@ -4,9 +4,13 @@ Each model is a frozen config dataclass (its YAML keys) that registers itself un
 `impl:` name. The simulator (memsim/sim/flash_reads.py) counts the exact requests a token
 makes and asks the model two things:
   * `page_bytes`: the read unit (None: byte-addressable, no rounding);
-  * `request_cost(range_bytes, sequential)` -> (floor_s, per_unit_s): one request of n units
-    (pages, or bytes) takes max(floor_s, n * per_unit_s), requests of one transfer pipeline
-    one after the other, and a transfer adds `latency_s` once.
+  * `request_cost(range_bytes, sequential)` -> (floor_s, per_unit_s) within a span.
+Every price of a read is `request_time_s`: one request of n units (pages, or bytes) takes
+max(floor_s, n * per_unit_s); requests of one transfer pipeline one after the other and a
+transfer adds `latency_s` once (`transfer_time_s`). `memsim hw probe`, whole-region reads
+(`contiguous_reads`, `read_time_s`) and the simulator's exact requests all price through it;
+the compiled request counting inlines it as "a request of at most `short_units(...)` units
+costs the floor, a longer one its units" (tests/test_flash_reads.py checks the two agree).
 What every model ignores: FTL garbage collection, thermal throttling, writes (decode only
 reads weights), and any state carried between transfers (the mapping cache is judged per
 transfer, by the span it reads).
@@ -44,8 +48,14 @@ class FlashModel:
 
     @property
     def merge_gap_bytes(self) -> float:
-        """Runs closer than this are read as one request (over-reading the gap)."""
+        """Runs whose gap is at most this are read as one request (over-reading the gap)."""
         return 0.0
+
+    @property
+    def locality(self) -> str:
+        """The span a masked read's IOPS is judged by (`ufs`: the `locality` key); models
+        whose cost does not depend on the span answer `region`."""
+        return "region"
 
     @property
     def latency_s(self) -> float:
@@ -61,32 +71,67 @@ class FlashModel:
         """(floor_s, per_unit_s) of one request within a span of `range_bytes`."""
         raise NotImplementedError
 
+    def units_of(self, size_bytes) -> np.ndarray:
+        """Read units of a request of `size_bytes` from a unit boundary (pages, or bytes)."""
+        size = np.asarray(size_bytes, dtype=np.float64)
+        return np.ceil(size / self.page_bytes) if self.page_bytes else size
+
+    def request_time_s(self, units, range_bytes, sequential: bool) -> np.ndarray:
+        """Seconds of one request of `units` read units (> 0) within a span of `range_bytes`,
+        inside a transfer (its share of the pipeline; the latency is the transfer's)."""
+        floor_s, per_unit_s = self.request_cost(range_bytes, sequential)
+        return request_time(units, floor_s, per_unit_s)
+
+    def transfer_time_s(self, request_units, range_bytes, sequential: bool) -> float:
+        """Seconds of one transfer of requests of `request_units` units each (0 if none)."""
+        units = np.asarray(request_units, dtype=np.float64)
+        if units.size == 0:
+            return 0.0
+        return self.latency_s + float(self.request_time_s(units, range_bytes, sequential).sum())
+
     def contiguous_reads(self, sizes_bytes, sequential: bool = True,
                          range_bytes: float | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(time_s, device_bytes) of reading each size as one request from a unit boundary
         (a whole weight region: attention, embedding row, LM head); 0 bytes costs nothing."""
         sizes = np.asarray(sizes_bytes, dtype=np.float64)
-        unit = self.page_bytes or 1
-        units = np.ceil(sizes / unit) if self.page_bytes else sizes
-        floor_s, per_unit_s = self.request_cost(sizes if range_bytes is None else range_bytes,
-                                                sequential)
-        time = np.where(sizes > 0, self.latency_s + np.maximum(floor_s, units * per_unit_s), 0.0)
-        return time, units * unit
+        units = self.units_of(sizes)
+        request = self.request_time_s(units, sizes if range_bytes is None else range_bytes,
+                                      sequential)
+        time = np.where(sizes > 0, self.latency_s + request, 0.0)
+        return time, units * (self.page_bytes or 1)
 
     def read_time_s(self, num_bytes, num_requests, sequential: bool = False,
                     range_bytes: float | None = None) -> np.ndarray:
         """Seconds for one transfer of `num_requests` equal requests totalling `num_bytes`
-        (what `memsim hw probe` measures); the simulator itself prices each request by its
-        own exact size."""
+        (what `memsim hw probe` measures): `num_requests` times `request_time_s` of one
+        request's units, plus the latency."""
         num_bytes = np.asarray(num_bytes, dtype=np.float64)
         n = np.maximum(np.asarray(num_requests, dtype=np.float64), 1.0)
-        size = num_bytes / n
-        unit = self.page_bytes or 1
-        units = np.ceil(size / unit) if self.page_bytes else size
         span = float(np.max(num_bytes)) if range_bytes is None else range_bytes
-        floor_s, per_unit_s = self.request_cost(span, sequential)
-        per_request = np.maximum(floor_s, units * per_unit_s)
+        per_request = self.request_time_s(self.units_of(num_bytes / n), span, sequential)
         return np.where(num_bytes > 0, self.latency_s + n * per_request, 0.0)
+
+
+def request_time(units, floor_s: float, per_unit_s: float) -> np.ndarray:
+    """The price of one request of `units` read units: max(floor_s, units * per_unit_s)."""
+    return np.maximum(floor_s, np.asarray(units, dtype=np.float64) * per_unit_s)
+
+
+MAX_SHORT_UNITS = 1 << 60
+
+
+def short_units(floor_s: float, per_unit_s: float) -> int:
+    """The longest request (in units) that costs the floor: request_time(n) == floor_s, by
+    the same float test as `request_time` (so a kernel that charges the floor to requests of
+    at most this many units and units * per_unit_s to longer ones prices exactly as it)."""
+    if per_unit_s <= 0:
+        return MAX_SHORT_UNITS
+    n = min(int(floor_s / per_unit_s), MAX_SHORT_UNITS)
+    while n > 0 and n * per_unit_s > floor_s:
+        n -= 1
+    while (n + 1) * per_unit_s <= floor_s and n < MAX_SHORT_UNITS:
+        n += 1
+    return n
 
 
 def log_interpolate(x: float, x0: float, y0: float, x1: float, y1: float) -> float:

@@ -11,8 +11,10 @@ reads are IOPS-bound and 512 KiB reads bandwidth-bound. What the model distingui
   * locality: the device's mapping-table cache makes random reads within a small span
     faster. IOPS(span) is `local_read_iops_K` up to `local_range_MiB`, `max_read_iops_K`
     from `far_range_GiB` on, linear in log(span) between (PowerInfer-2: 4 KiB random reads
-    ~1 GB/s within 128 MB, below 0.85 GB/s at 512 MB, ~0.45 GB/s over a large range). A
-    transfer's span is the weight region it reads (one layer's matrix or bundle);
+    ~1 GB/s within 128 MB, below 0.85 GB/s at 512 MB, ~0.45 GB/s over a large range). Which
+    span a masked read is judged by is `locality` (docs/flash_layout.md, "Locality"):
+    `region` (the default: the one layer's region the transfer reads), `token` (every
+    layer's MLP regions, which one token's reads visit) or `file` (the whole weight file);
   * the issuing core: `host_request_overhead_us` per request (interrupt and queue work; a
     little core is slower: ~0.76 vs ~1 GB/s at 4 KiB in PowerInfer-2), a floor like IOPS;
   * queue depth: at most `queue_depth` requests in flight, so IOPS <= depth / latency.
@@ -33,6 +35,9 @@ from memsim.hw.flash.base import (
     MIN_FLASH_GBps,
     log_interpolate,
 )
+
+
+LOCALITIES = ("region", "token", "file")
 
 
 @FLASH_MODELS.register("ufs")
@@ -62,9 +67,14 @@ class UfsFlash(FlashModel):
     host_request_overhead_us: float = spec("CPU time to issue and complete one request on the "
                                            "I/O core (a floor per request)", default=0.0,
                                            unit="us", ge=0, le=1e6)
-    merge_gap_KiB: float = spec("runs of needed columns closer than this are read as one "
-                                "request, over-reading the gap (.inf: one request per transfer)",
-                                default=0.0, unit="KiB", ge=0, allow_inf=True)
+    merge_gap_KiB: float = spec("runs of needed columns whose gap is at most this are read as "
+                                "one request, over-reading the gap (.inf: one request per "
+                                "transfer)", default=0.0, unit="KiB", ge=0, allow_inf=True)
+    locality: str = spec("the span a masked read's random-read IOPS is judged by (the "
+                         "device's mapping cache): `region` = the one layer's weight region the "
+                         "transfer reads, `token` = every layer's MLP regions (what one token's "
+                         "reads visit), `file` = the whole weight file",
+                         default="region", choices=LOCALITIES)
     bundle_up_gate: bool = spec("vectors of one index in several matrices (W_up and W_gate "
                                 "column j; a neuron's up/gate rows and down column) stored "
                                 "together, read as one (LLM in a flash bundling)", default=True)
