@@ -18,6 +18,7 @@ import time
 
 import numpy as np
 
+from memsim.core.errors import ConfigError
 from memsim.hw.layouts import build_layout
 from memsim.hw.layouts.coactivation import (
     coactivation_order,
@@ -49,8 +50,13 @@ def main() -> None:
                         help="layers the reference is timed on (0: all)")
     parser.add_argument("--trace", help="a trace .npz instead of the synthetic one")
     args = parser.parse_args()
+    if args.tokens < 1 or args.reference_layers < 0:
+        parser.error("--tokens must be >= 1 and --reference-layers >= 0")
     if args.trace:
-        trace = Trace.load(args.trace)
+        try:
+            trace = Trace.load(args.trace)
+        except ConfigError as exc:
+            parser.error(f"--trace: {exc}")
     else:
         trace = synth_trace(load_model_shape("phi-3-medium"), args.tokens, 0.5, seed=0)
     L = trace.num_layers
