@@ -15,9 +15,12 @@ def test_kernel_compiles_without_a_disk_cache_when_no_location_is_writable(monke
         return real(*args, cache=cache, **kwargs)
 
     monkeypatch.setattr(jit.numba, "njit", no_locator)
+    monkeypatch.setattr(jit, "_IN_MEMORY", [])  # this test's kernel only
+    assert jit.disk_cached()
 
     @jit.kernel
     def twice(x):
         return 2 * x
 
     assert twice(21) == 42
+    assert not jit.disk_cached()  # sweeps then warm kernels up before forking their workers

@@ -11,6 +11,8 @@ from typing import Callable
 
 import numba
 
+_IN_MEMORY: list[str] = []  # kernels defined without a disk cache (no writable location)
+
 
 def kernel(fn: Callable) -> Callable:
     """numba.njit(cache=True, nogil=True), falling back to no disk cache when numba finds no
@@ -18,4 +20,11 @@ def kernel(fn: Callable) -> Callable:
     try:
         return numba.njit(cache=True, nogil=True)(fn)
     except RuntimeError:  # "cannot cache function ...: no locator available"
+        _IN_MEMORY.append(f"{fn.__module__}.{fn.__qualname__}")
         return numba.njit(cache=False, nogil=True)(fn)
+
+
+def disk_cached() -> bool:
+    """Whether every kernel defined so far keeps its compiled code in numba's disk cache, so
+    that another process compiling it leaves it ready for this one."""
+    return not _IN_MEMORY

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import multiprocessing
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from typing import Callable
 
 from memsim.core.errors import ConfigError
 from memsim.core.files import atomic_write_text, read_json, remove_stale_temp_files
+from memsim.core.jit import disk_cached
 from memsim.hw.config import with_flash_layout
 from memsim.sim.result import write_result
 from memsim.sim.simulator import resolved_config, simulate
@@ -124,14 +126,15 @@ def run_sweep(sweep: SweepSpec, out_dir: str | Path, *, executor: str = "local",
         bar.add(task.kind, 1)
     bar.add("simulation", len(todo_points))
     failures = []
-    if executor == "local" and todo_points:
-        _warm_up(todo_points[0])
+    warming = _warm_up_beside(todo_points[0]) if executor == "local" and todo_points else None
     try:
         with EXECUTORS.get(executor, key_path="executor")(workers, scheduler) as pool:
             prepare_sources(pool, [t.args[0] for t in first])  # models, corpora: once each
             failures += _run(pool, first, bar)
             failures += _run(pool, [t for t in layout_tasks if _traced(out, t.args[0]
                                                                         ["calibration"])], bar)
+            if warming is not None:
+                warming.join()  # the points find the kernels in numba's disk cache
             ready = [p for p in todo_points if _traced(out, trace_id(jobs[p.point_id]))
                      and _layout_ready(out, layouts[p.point_id])]
             failures += _run(pool, references + [_point_task(p, jobs[p.point_id],
@@ -146,9 +149,23 @@ def run_sweep(sweep: SweepSpec, out_dir: str | Path, *, executor: str = "local",
     return SweepReport(len(points), done_before, len(failures), table, failures)
 
 
+def _warm_up_beside(point: SweepPoint) -> multiprocessing.Process | None:
+    """Ready the simulator's compiled kernels for the local pool's workers. With numba's disk
+    cache, in a forked process that runs while the pool makes traces (compiling them on a
+    fresh machine takes seconds: no longer before the traces start); the workers load them
+    from disk. Without one, here, before the pool forks, so that its workers inherit them."""
+    if not disk_cached():
+        _warm_up(point)
+        return None
+    process = multiprocessing.get_context("fork").Process(target=_warm_up, args=(point,),
+                                                          daemon=True)
+    process.start()
+    return process
+
+
 def _warm_up(point: SweepPoint) -> None:
-    """Ready the simulator's compiled kernels before the local pool forks, so its workers
-    inherit them (a layout-free copy of the point's phone; failures are the tasks' to say)."""
+    """Ready the simulator's compiled kernels in this process (a layout-free copy of the
+    point's phone; failures are the tasks' to say)."""
 
     from memsim.sim.warmup import warm_up
 

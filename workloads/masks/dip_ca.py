@@ -21,8 +21,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from memsim.cache import POLICIES, CachePolicy, make_policy
+from memsim.cache import POLICIES, CachePolicy, LruQueue, make_policy
 from memsim.core.errors import ConfigError
+from workloads.masks._cache_aware import lru_cache_aware_topk
 from workloads.masks._select import as_rows, per_layer, topk_row, topk_rows
 from workloads.masks.base import BOOL, COUNT, COUNTS, MASKS, TEXT, UNIT, param
 from workloads.masks.dip import Dip, DipParams
@@ -60,7 +61,19 @@ def warm_up_gammas(gamma: float, positions: np.ndarray, warm_up: bool) -> np.nda
 def cache_aware_topk(scores: np.ndarray, low: np.ndarray, k: int,
                      policy: CachePolicy) -> tuple[np.ndarray, np.ndarray]:
     """The per-token hot loop. scores (T, N), low (T, N) = the scaled-down scores ->
-    masks (T, N) bool with exactly k per token, hits (T,) int64 as the cache served them."""
+    masks (T, N) bool with exactly k per token, hits (T,) int64 as the cache served them.
+
+    Speed shortcut: an LRU policy walks compiled (_cache_aware.py), with the same masks and
+    hits as `stepwise_cache_aware_topk`, which serves every other policy."""
+    if LruQueue.supports(policy) and k >= 1 and not (np.isnan(scores).any()
+                                                     or np.isnan(low).any()):
+        return lru_cache_aware_topk(scores, low, k, policy)
+    return stepwise_cache_aware_topk(scores, low, k, policy)
+
+
+def stepwise_cache_aware_topk(scores: np.ndarray, low: np.ndarray, k: int,
+                              policy: CachePolicy) -> tuple[np.ndarray, np.ndarray]:
+    """`cache_aware_topk` token by token through the policy's own `resident` and `access`."""
     masks = np.zeros(scores.shape, bool)
     hits = np.zeros(scores.shape[0], np.int64)
     for t in range(scores.shape[0]):
