@@ -1,4 +1,4 @@
-"""Issue 10, category 2: output locations. An --out that is a file (or a folder where a file
+"""Output locations: An --out that is a file (or a folder where a file
 goes), a folder the user may not write, a full disk: every command says which path and why,
 exits non-zero, and leaves nothing half-written.
 
@@ -24,7 +24,7 @@ import pytest
 from tests.badinput import record, run_cli
 from tests.robust_inputs import corpus_file, files_in, finished_sweep, sweep_file, trace_file
 
-CAT = 2
+CAT = "output locations"  # its category in the bad-input tally (tests/badinput.py)
 ROOT = Path(__file__).resolve().parents[1]
 FOLDER_OUTPUTS = ("simulate", "sweep", "plot", "eval", "finetune", "demo")
 FILE_OUTPUTS = ("trace synth", "trace calibrate", "layout build")

@@ -1,4 +1,4 @@
-"""Issue 10, category 6: sweep process hygiene. A killed driver (SIGKILL, SIGTERM) leaves
+"""Sweep process hygiene: A killed driver (SIGKILL, SIGTERM) leaves
 no worker alive and the resumed sweep equals an uninterrupted one; Ctrl-C is one line, also
 with Dask; an unreachable scheduler is one line; "rerun to resume" only when a rerun can
 help; a grid filtered to nothing, or an unknown model, is an error before any work.
@@ -21,7 +21,7 @@ from memsim.sweeps import load_sweep, read_results, run_sweep
 from tests.badinput import expect_clean, record, run_cli
 from tests.robust_inputs import SYNTH_SWEEP, sweep_file
 
-CAT = 6
+CAT = "sweep process hygiene"  # its category in the bad-input tally (tests/badinput.py)
 ROOT = Path(__file__).resolve().parents[1]
 # 32 points of ~0.1 s each: a sweep still running when the test strikes
 SLOW = {"name": "slow", "base": {"hw": "flagship", "model": "phi-3-mini",
