@@ -28,6 +28,7 @@ from memsim.hw.config import with_flash_layout
 from memsim.sim.result import write_result
 from memsim.sim.simulator import resolved_config, simulate
 from memsim.sweeps.executors import EXECUTORS
+from memsim.sweeps.hold import hold_if_asked
 from memsim.sweeps.layout_sources import (
     LAYOUT_FILE,
     build_layout_task,
@@ -283,6 +284,7 @@ def simulate_point(point: SweepPoint, folder: str, trace_folder: str,
                    layout_path: str | None = None) -> dict:
     """Task: simulate one point on its trace (with the layout the sweep built for it, if
     any); row.json written last (the done marker)."""
+    hold_if_asked(Path(folder).parent, ROW_FILE)  # tests only: memsim/sweeps/hold.py
     trace = Trace.load(Path(trace_folder) / TRACE_FILE)
     figures = read_json(Path(trace_folder) / EVAL_FILE, what="trace record")
     model = load_model_shape(point.spec.model) if point.spec.trace.source == "model" \
