@@ -1,0 +1,17 @@
+"""Where a benchmark ran, said in the docs it writes (the machine may be shared)."""
+from __future__ import annotations
+
+import os
+
+LOAD_WINDOW_MIN = 15  # os.getloadavg()[2]: the load average over this many minutes
+
+
+def machine() -> dict:
+    """CPU count and the load average at the end of the run."""
+    return {"cpus": os.cpu_count(), "load": os.getloadavg()[2], "load_window_min": LOAD_WINDOW_MIN}
+
+
+def machine_text(where: dict) -> str:
+    """"2 CPU cores (15-min load average 4.7 at the end: other jobs may share the machine)"."""
+    return (f"{where['cpus']} CPU cores ({where['load_window_min']}-min load average "
+            f"{where['load']:.1f} at the end: other jobs may share the machine)")
