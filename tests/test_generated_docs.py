@@ -1,8 +1,8 @@
 """A generated doc holds no typed number: every number it shows comes from the run that
 writes it (or from a quoted source, which says where from), never from the template.
 
-Every script in benchmarks/ that writes a doc (a string literal ending in `.md`, outside
-docstrings) is a generator and must define `render_example() -> str`: its doc rendered from a
+Every script in benchmarks/ (a module with `main()`) that writes a doc (a string literal
+ending in `.md`, outside docstrings) is a generator and must define `render_example() -> str`: its doc rendered from a
 small fixture of fake results (no model runs, no simulations of real size). The test renders
 it and checks that no number in the text is a number written in a string literal of the
 generator's "template": the generator module, the benchmarks/ modules it imports, and the
@@ -88,9 +88,14 @@ def _import(name: str):
 
 
 def generators() -> list[str]:
-    """benchmarks/ scripts that write a doc: a string literal naming a .md file."""
+    """benchmarks/ scripts (a `main()`) that write a doc (a string literal naming a .md file);
+    modules that only write part of one (claims.py's sections) are checked with it."""
+    def is_script(path: Path) -> bool:
+        return any(isinstance(n, ast.FunctionDef) and n.name == "main"
+                   for n in ast.parse(path.read_text()).body)
+
     return sorted(p.stem for p in BENCHMARKS.glob("*.py")
-                  if any(s.endswith(".md") for s in _literals(p)))
+                  if is_script(p) and any(s.endswith(".md") for s in _literals(p)))
 
 
 def typed_numbers(name: str, text: str) -> dict[str, list[str]]:
