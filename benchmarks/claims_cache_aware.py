@@ -58,7 +58,8 @@ def verdict(rows: list[dict]) -> list[str]:
                for _, _, a, b in found)
     word = ("holds" if n and both == n else f"holds in {both} of {n} rows" if both
             else "does not hold")
-    cost = "; ".join(f"density {d}: {b['perplexity'] - a['perplexity']:+.2f}"
+    cost = "; ".join(f"density {d}: {b['perplexity'] - a['perplexity']:+.2f} "
+                     f"({b['perplexity'] / a['perplexity'] - 1:+.0%})"
                      for cap, d, a, b in found if cap == CAPACITIES_GB[-1])
     return [f"**Cache-aware masking raises the hit rate and tokens/s at equal DRAM: {word}.** "
             f"DIP-CA's hit rate is above DIP's in {hits} of {n} rows and its tokens/s in "
@@ -69,7 +70,8 @@ def verdict(rows: list[dict]) -> list[str]:
 def render(data: dict, ctx) -> list[str]:
     shares = data["cache_share"]
     return [
-        f"{data['hardware']}; with the DRAM shrunk to {data['config']['model_shape']['name']}'s "
+        f"The {PRESET} preset ({data['hardware']}), with the DRAM shrunk to "
+        f"{data['config']['model_shape']['name']}'s "
         "scale: " + " and ".join(f"{c * 1e3:.0f} MB" for c in CAPACITIES_GB) + " leave "
         + " and ".join(f"{shares[c]:.0%}" for c in CAPACITIES_GB)
         + f" of the {data['mlp_bits']:g}-bit MLP as cache ({data['cache']}), with one "
