@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from claims_sources import hardware_text, shape_text  # noqa: I001 (same folder)
+from run_info import machine, machine_text
 
 from memsim.demo import DEMO_SWEEP, run_demo
 from memsim.hw.config import hw_from_dict
@@ -97,7 +98,7 @@ def run(out: Path) -> dict:
     front = pareto_points(table)
     return {"setup": setup_facts(sweep), "rows": table_facts(table),
             "summary": summary_lines(table), "skipped": skipped, "front": front,
-            "wall_s": wall_s}
+            "wall_s": wall_s, "machine": machine()}
 
 
 def pareto_points(table) -> list[tuple[str, str, int]]:
@@ -118,7 +119,8 @@ def render(data: dict) -> str:
         "This is what `memsim demo` runs (`memsim/demo_sweep.yaml`); the table and figures "
         "here are what it printed and wrote, and every statement below is computed from them "
         "by `benchmarks/worked_example.py` (this run took "
-        f"{data['wall_s']:.0f} s, including whatever of the sweep was already done; "
+        f"{data['wall_s']:.0f} s on {machine_text(data['machine'])}, including whatever of "
+        "the sweep was already done; "
         "`benchmarks/bench_demo.py` measures the demo on a fresh install and a rerun). "
         "`memsim plot runs/demo` redraws the figures from the table alone.",
         "",
@@ -330,7 +332,8 @@ def render_example() -> str:
              "num_dram": len(sizes)}
     return render({"setup": setup, "rows": rows, "summary": ["a summary line"],
                    "skipped": {"a figure": "why"}, "front": [("dense", NAIVE, 71)],
-                   "wall_s": 51.0})
+                   "wall_s": 51.0, "machine": {"cpus": 29, "load": 2.71,
+                                               "load_window_min": 7}})
 
 
 if __name__ == "__main__":
