@@ -15,6 +15,7 @@ with
     def render(data, ctx) -> list[str]   # markdown lines; every number from `data` or ctx
     def example_data(ctx) -> dict        # small fake `data`: tests/test_generated_docs.py
                                          # renders it and checks the template types no number
+    def work(data) -> str                # optional: what the run made or reused
 and add its name to SECTIONS. `ctx` (Context) holds the arguments, `ctx.shared(key, make)`
 (a result several sections use, made once: the SmolLM2 sweep), `ctx.data[name]` (earlier
 sections' data) and `ctx.number(name)` (a section's number, for "section N" references).
@@ -74,7 +75,8 @@ def render(ctx: Context, timing: dict[str, float], where: dict) -> str:
 
 def intro(ctx: Context, timing: dict[str, float], where: dict) -> list[str]:
     total_min = sum(timing.values()) / 60
-    each = "; ".join(f"section {ctx.number(n)}: {s / 60:.1f} min" for n, s in timing.items())
+    each = "; ".join(f"section {ctx.number(n)}: {s / 60:.1f} min{_work(n, ctx)}"
+                     for n, s in timing.items())
     return [
         "# The paper's claims, re-shown with memsim",
         "",
@@ -93,6 +95,13 @@ def intro(ctx: Context, timing: dict[str, float], where: dict) -> list[str]:
         "to sparsity;",
         f"- headline, on Phi-3-Medium: DIP gives {headline_text()}.",
     ]
+
+
+def _work(name: str, ctx: Context) -> str:
+    """" (13 masked forward passes made, 2 reused)": what a section's `work(data)` says."""
+    work = getattr(importlib.import_module(name), "work", None)
+    text = work(ctx.data[name]) if work else ""
+    return f" ({text})" if text else ""
 
 
 def main() -> None:

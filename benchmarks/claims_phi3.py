@@ -626,3 +626,8 @@ def example_data(ctx) -> dict:
 def example_candidates(method: str) -> list[Setting]:
     layouts = ("identity",) if method == "dense" else LAYOUTS
     return [Setting(layout, gap) for layout in layouts for gap in GAPS_KIB]
+
+
+def work(data: dict) -> str:
+    study = data["study"]
+    return f"{study['reused']} of {study['points']} points read back"
