@@ -103,9 +103,8 @@ def render(data: dict, ctx) -> list[str]:
         + "); the sweep filters those points with that reason.",
         "",
         f"{shape['name']} has {billions(data['params'])} parameters; memsim's shapes of the "
-        f"paper's Phi-3 models have {low}-{high}, and small models tolerate activation "
-        f"sparsity worse. {loss}A table with more windows and a gamma sweep is in "
-        "docs/perplexity.md.",
+        f"paper's Phi-3 models have {low}-{high}. {loss}A table with more windows and a "
+        "gamma sweep is in docs/perplexity.md.",
     ]
 
 
