@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from claims_sources import CLAIMS_SOURCE, PAPER, headline_text  # noqa: I001 (same folder)
-from run_info import machine, machine_text
+from run_info import machine, machine_text, run_main
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 SECTIONS = ("claims_accuracy", "claims_cache_aware", "claims_lora", "claims_phi3",
@@ -137,4 +137,4 @@ def render_example() -> str:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

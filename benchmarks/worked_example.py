@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from claims_sources import hardware_text, shape_text  # noqa: I001 (same folder)
-from run_info import machine, machine_text
+from run_info import machine, machine_text, run_main
 
 from memsim.demo import DEMO_SWEEP, run_demo
 from memsim.hw.config import hw_from_dict
@@ -337,4 +337,4 @@ def render_example() -> str:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)
