@@ -51,11 +51,17 @@ def uninterrupted(slow_file) -> dict:
 
 
 def _start(argv: list[str], hold: Path, new_session: bool = False) -> subprocess.Popen:
-    """`memsim ARGV` with a hold: its points wait at `hold` once one point is done."""
+    """`memsim ARGV` with a hold: its points wait at `hold` once one point is done. Ctrl-C
+    is at its default in the child, as in a terminal: pytest run as a background job of a
+    script (CI, `cmd &`) has SIGINT ignored, which a child would inherit."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TQDM_DISABLE": "1", HOLD_ENV: str(hold)}
     return subprocess.Popen([sys.executable, "-m", "memsim", *argv], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env,
-                            start_new_session=new_session)
+                            start_new_session=new_session, preexec_fn=_default_sigint)
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _wait_until_held(out: Path, hold: Path, proc: subprocess.Popen) -> None:
