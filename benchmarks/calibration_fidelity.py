@@ -47,18 +47,34 @@ ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "calibrated_traces.md"
 MARK_START, MARK_END = "<!-- fidelity:start -->", "<!-- fidelity:end -->"
 WINDOWS, WINDOW_LEN = 16, 256
-SOURCES = {  # name -> (memsim eval flags, DRAM share of the MLP the trace was made with)
-    "dense": (["--method", "dense"], None),  # for benchmarks/flash_layout_study.py
-    "dip": (["--method", "dip", "--density", "0.5"], None),
-    "dipca30": (["--method", "dip_ca", "--density", "0.5", "--gamma", "0.3"], 0.30),
-    "dipca60": (["--method", "dip_ca", "--density", "0.5", "--gamma", "0.3"], 0.60),
+SOURCES = {  # name -> (memsim eval settings, DRAM share of the MLP the trace was made with)
+    "dense": ({"method": "dense"}, None),  # for benchmarks/flash_layout_study.py
+    "dip": ({"method": "dip", "density": 0.5}, None),
+    "dipca30": ({"method": "dip_ca", "density": 0.5, "gamma": 0.3}, 0.30),
+    "dipca60": ({"method": "dip_ca", "density": 0.5, "gamma": 0.3}, 0.60),
 }
-LABEL = {"dip": "DIP d=0.5", "dipca30": "DIP-CA d=0.5 (made at ~30% MLP in DRAM)",
-         "dipca60": "DIP-CA d=0.5 (made at ~60% MLP in DRAM)"}
+STUDIED = ("dip", "dipca30", "dipca60")  # the sources this script compares
 LAYOUTS = ("identity", "frequency", "coactivation")
 CACHES = (0.0, 0.5)  # share of the MLP the LRU cache holds
 GAPS_KIB = (0, 16)
+DEPENDENCE_CASE = ("coactivation", 0.5, 0)  # layout, cache share, merge gap (KiB)
 REQUEST_TOL, HIT_TOL = 0.15, 0.03
+METHOD_NAMES = {"dense": "dense", "dip": "DIP", "dip_ca": "DIP-CA"}
+
+
+def label(name: str) -> str:
+    """"DIP-CA d=0.5 (made at ~30% MLP in DRAM)": a source as the tables name it."""
+    settings, share = SOURCES[name]
+    text = METHOD_NAMES[settings["method"]]
+    if "density" in settings:
+        text += f" d={settings['density']:g}"
+    return text + (f" (made at ~{share:.0%} MLP in DRAM)" if share is not None else "")
+
+
+def eval_flags(name: str) -> list[str]:
+    """`memsim eval` flags of a source's settings."""
+    settings, _ = SOURCES[name]
+    return [arg for key, value in settings.items() for arg in (f"--{key}", f"{value}")]
 
 
 def dram_for_cache(hw: HardwareConfig, model: ModelShape, kv_tokens: int,
@@ -81,7 +97,8 @@ def with_settings(hw: HardwareConfig, layout: str | None, gap_kib: float,
 
 def ensure_traces(data: Path, name: str) -> tuple[Path, Path]:
     """(calibration, held-out) trace paths, made with `memsim eval` when missing."""
-    flags, share = SOURCES[name]
+    _, share = SOURCES[name]
+    flags = eval_flags(name)
     paths = []
     for split in ("train", "test"):
         out = data / f"smol_{name}_{split}"
@@ -155,7 +172,7 @@ def evaluate(cal: Trace, held: Trace, tag: str, work: Path) -> dict:
                 key = f"{method}|{share}|{gap}"
                 out["requests"][key] = result.flash_requests_per_token
                 out["hit_rate"][key] = result.hit_rate
-                if method == "coactivation" and share == 0.5 and gap == 0:
+                if (method, share, gap) == DEPENDENCE_CASE:
                     out["dependence"] = dependence(held, result)
     return out
 
@@ -198,7 +215,7 @@ def tables(results: dict) -> list[str]:
     met = failed = 0
     for name, r in results.items():
         real, gen = r["real"], r["generated"]
-        lines += [f"**{LABEL[name]}** (calibrate {r['calibrate_s']:.0f} s, generate both "
+        lines += [f"**{label(name)}** (calibrate {r['calibrate_s']:.0f} s, generate both "
                   f"traces {r['generate_s']:.0f} s)", "",
                   "| layout (built on the calibration half) | MLP cache | merge gap | "
                   "requests/token real | generated | ratio | no structure: ratio | "
@@ -225,8 +242,9 @@ def tables(results: dict) -> list[str]:
                 bare = r["no structure"]["runs"][method][group]
                 lines.append(f"| {method}, {group} | {value:.0f} | {g:.0f} | {g / value:.3f} | "
                              f"{bare / value:.3f} |")
-        lines += ["", "| per-token dependence (held-out, coactivation layout, LRU 50%, gap 0) "
-                  "| real | generated | no structure |", "|---|---|---|---|"]
+        layout, share, gap = DEPENDENCE_CASE
+        lines += ["", f"| per-token dependence (held-out, {layout} layout, LRU {share:.0%}, "
+                  f"gap {gap} KiB) | real | generated | no structure |", "|---|---|---|---|"]
         for key, value in real["dependence"].items():
             lines.append(f"| {key} | {value:.3f} | {gen['dependence'][key]:.3f} | "
                          f"{r['no structure']['dependence'][key]:.3f} |")
@@ -234,6 +252,21 @@ def tables(results: dict) -> list[str]:
     lines.insert(0, f"Coactivation rows within the target (requests +-{REQUEST_TOL:.0%} and hit "
                     f"rate +-{HIT_TOL}): {met} of {met + failed}.\n")
     return lines
+
+
+def render_example() -> str:
+    """The generated part of the doc from a small fixture (tests/test_generated_docs.py)."""
+    def figures(scale: float) -> dict:
+        keys = [f"{m}|{c}|{g}" for m in LAYOUTS for c in CACHES for g in GAPS_KIB]
+        return {"requests": {k: 37.3 * scale + i for i, k in enumerate(keys)},
+                "hit_rate": {k: 0.4111 * scale for k in keys},
+                "runs": {m: {"up_gate": 71.0 * scale, "down": 83.0 * scale} for m in LAYOUTS},
+                "dependence": {"up novelty corr, layers 3 apart": 0.2113 * scale}}
+
+    results = {name: {"real": figures(1.0), "generated": figures(1.09),
+                      "no structure": figures(0.77), "calibrate_s": 13.0, "generate_s": 17.0}
+               for name in STUDIED}
+    return "\n".join(tables(results))
 
 
 def write_docs(lines: list[str], command: str) -> None:
@@ -248,7 +281,7 @@ def main() -> None:
     parser.add_argument("--data", default="runs/fidelity", help="folder of the real traces "
                         "(smol_<source>_<split>/trace.npz); missing ones are made there")
     parser.add_argument("--out", default="runs/fidelity/results")
-    parser.add_argument("--sources", nargs="+", default=list(LABEL), choices=list(LABEL))
+    parser.add_argument("--sources", nargs="+", default=list(STUDIED), choices=list(STUDIED))
     parser.add_argument("--write-docs", action="store_true")
     args = parser.parse_args()
     work = Path(args.out)

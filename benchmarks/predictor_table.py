@@ -38,10 +38,14 @@ from workloads.predictor_data import collect
 from workloads.results import write_atomic
 from workloads.train_predictor import PredictorTrainConfig, train_predictor
 
+from run_info import machine, machine_text  # noqa: I001 (same folder)
+
 DENSITIES = (0.3, 0.5, 0.7)
 LIMITS = {"glu": 2 / 3, "cats": 1 / 3 + 1e-9}  # densities below these are unreachable
 DRAM_MB = (36, 42, 48, 54, 60, 66, 72)  # SmolLM2 4-bit: ~27 MB resident + KV, 40 MB of MLP
+WINDOW_LEN = 256  # evaluation windows (docs/results.md section 1's)
 PRESETS = ("flagship", "paper_reference")
+TITLE = "Predictor-based methods (Deja Vu style): does DIP beat them?"
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 
@@ -107,7 +111,7 @@ def evaluate_all(loaded, corpus, args, out: Path) -> list[dict]:
             trace = Trace.load(folder / "trace.npz")
         else:
             result = evaluate(loaded, method, params, corpus=corpus, windows=args.windows,
-                              window_len=256, seed=0, progress=False, out_dir=folder)
+                              window_len=WINDOW_LEN, seed=0, progress=False, out_dir=folder)
             ppl, achieved, trace = result.perplexity, result.mlp_density, result.trace
             eval_s = result.wall_s
         if label == "oracle":  # GLU's top-k of |h| applied to whole neurons, no predictor
@@ -148,10 +152,11 @@ def _row(rows, label, target):
 
 
 def perplexity_table(rows, ranks, records) -> list[str]:
-    dense = _row(rows, "dense", 1.0)["ppl"]
+    dense = _row(rows, "dense", 1.0)
     lines = ["| method | " + " | ".join(f"d = {d}" for d in DENSITIES) + " |",
              "|---|" + "---|" * len(DENSITIES),
-             f"| dense | {dense:.2f} (d = 1) |" + " |" * (len(DENSITIES) - 1)]
+             f"| dense | {dense['ppl']:.2f} (d = {dense['density']:g}) |"
+             + " |" * (len(DENSITIES) - 1)]
     labels = ["glu", "cats", "dip", "oracle"] + [f"predictor r{r}" for r in ranks]
     for label in labels:
         cells = []
@@ -169,23 +174,26 @@ def perplexity_table(rows, ranks, records) -> list[str]:
     return lines
 
 
-def training_table(records, ranks, collect_s: float | None) -> list[str]:
-    lines = ["| rank | params (all layers) | % of MLP params | 16-bit MB (% of the 4-bit MLP) "
-             "| density | held-out recall (mean, min-max over layers) | random | fit s | "
-             "fit CPU s |", "|---|---|---|---|---|---|---|---|---|"]
+def training_table(records, ranks, collect_s: float | None, precision,
+                   cfg: PredictorTrainConfig) -> list[str]:
+    """`precision`: the hardware's bit widths (the predictor's weights and the MLP's)."""
+    bits, mlp_bits = precision.predictor_bits, precision.mlp_bits
+    lines = [f"| rank | params (all layers) | % of MLP params | {bits:g}-bit MB (% of the "
+             f"{mlp_bits:g}-bit MLP) | density | held-out recall (mean, min-max over layers) | "
+             "random | fit s | fit CPU s |", "|---|---|---|---|---|---|---|---|---|"]
     for r in ranks:
         for d in DENSITIES:
             rec = records[r, d]
             per = rec["recall"]["per_layer"]
             lines.append(f"| {r} | {rec['num_params']:,} | {rec['fraction_of_mlp_params']:.1%} "
-                         f"| {rec['num_params'] * 2 / 1e6:.1f} "
-                         f"({rec['fraction_of_mlp_params'] * 16 / 4:.0%}) | {d} | "
+                         f"| {rec['num_params'] * bits / 8 / 1e6:.1f} "
+                         f"({rec['fraction_of_mlp_params'] * bits / mlp_bits:.0%}) | {d} | "
                          f"{rec['recall']['mean']:.3f} ({min(per):.2f}-{max(per):.2f}) | "
                          f"{rec['recall']['random_guess']:.2f} | {rec['wall_s']['fit']:.0f} | "
                          f"{rec['fit_cpu_s']:.0f} |")
     if collect_s is not None:
         lines += ["", f"Collecting the shared training activations (one dense pass over "
-                      f"4096 tokens) took {collect_s:.0f} s."]
+                      f"{cfg.train_windows * cfg.window_len} tokens) took {collect_s:.0f} s."]
     return lines
 
 
@@ -277,14 +285,17 @@ def equal_accuracy_verdict(rows, rates: dict, ranks) -> list[str]:
     return lines
 
 
-def render(rows, rates, records, args, sim_s: float, collect_s: float | None) -> str:
+def render(rows, rates, records, args, sim_s: float, collect_s: float | None, facts: dict) -> str:
+    """`facts`: what the run used besides its results (run_facts(): the hardware's bit widths
+    and cache policy, the model, the machine)."""
     cfg = predictor_config(args)
+    precision, where = facts["precision"], facts["machine"]
     train_s = (collect_s or 0.0) + sum(rec["wall_s"]["fit"] + rec["wall_s"]["recall"]
                                       for rec in records.values())
-    dense_fit = [mb for mb, x in zip(DRAM_MB, rates["flagship"][("dense", 1.0)])
-                 if x >= rates["flagship"][("dense", 1.0)].max() * (1 - 1e-9)]
+    dense_fit = [mb for mb, x in zip(DRAM_MB, rates[PRESETS[0]][("dense", 1.0)])
+                 if x >= rates[PRESETS[0]][("dense", 1.0)].max() * (1 - 1e-9)]
     lines = [
-        "## 5. Predictor-based methods (Deja Vu style): does DIP beat them?",
+        f"## {TITLE}",
         "",
         "Generated by `benchmarks/predictor_table.py` (do not edit by hand); regenerate with",
         "",
@@ -292,8 +303,7 @@ def render(rows, rates, records, args, sim_s: float, collect_s: float | None) ->
         f"{args.windows} --ranks {','.join(map(str, args.ranks))}"
         + (f" --steps {args.steps}" if args.steps is not None else ""),
         "",
-        f"Time, torch on {os.cpu_count()} CPU cores (15-min load average "
-        f"{os.getloadavg()[2]:.1f} at the end: other jobs shared the machine): training "
+        f"Time, torch on {machine_text(where)}: training "
         f"{train_s / 60:.0f} min ({len(records)} predictors, shared activations included), "
         f"evaluations {sum(r['eval_s'] for r in rows) / 60:.0f} min (without model loading), "
         f"simulations {sim_s / 60:.0f} min; a rerun reuses finished predictors and "
@@ -312,21 +322,23 @@ def render(rows, rates, records, args, sim_s: float, collect_s: float | None) ->
         "",
         "### Training and recall",
         "",
-        *training_table(records, args.ranks, collect_s),
+        *training_table(records, args.ranks, collect_s, precision, cfg),
         "",
-        f"### Perplexity vs density ({args.windows} held-out windows of 256 tokens)",
+        f"### Perplexity vs density ({args.windows} held-out windows of {WINDOW_LEN} tokens)",
         "",
-        "Oracle = the true top-k neurons of |h| (what a predictor with recall 1 would read; "
+        "Oracle = the true top-k neurons of |h| (what a predictor with perfect recall would read; "
         "GLU pruning's mask applied as neurons). '-': the method cannot reach that density.",
         "",
         *perplexity_table(rows, args.ranks, records),
         "",
-        "### tokens/s at equal DRAM (SmolLM2 at 4 bits, cold cache per window, LRU)",
+        f"### tokens/s at equal DRAM ({facts['model']} at {precision.mlp_bits:g} bits, cold "
+        f"cache per window, {facts['cache']})",
         "",
-        "The predictor's weights (16-bit) are resident: they shrink the cache budget, are "
-        "read every token, and their compute sits before the layer's MLP loads. The oracle "
-        "row has no predictor (a free, perfect one). Dense reaches its all-in-DRAM rate at "
-        f"{dense_fit[0] if dense_fit else '-'} MB on this grid (flagship).",
+        f"The predictor's weights ({precision.predictor_bits:g}-bit) are resident: they shrink "
+        "the cache budget, are read every token, and their compute sits before the layer's "
+        "MLP loads. The oracle row has no predictor (a free, perfect one). Dense reaches its "
+        f"all-in-DRAM rate at {dense_fit[0] if dense_fit else '-'} MB on this grid "
+        f"({PRESETS[0]}).",
         "",
     ]
     for preset in PRESETS:
@@ -341,6 +353,37 @@ def render(rows, rates, records, args, sim_s: float, collect_s: float | None) ->
               *verdict(rows, rates, args.ranks),
               *equal_accuracy_verdict(rows, rates, args.ranks), ""]
     return "\n".join(lines) + "\n"
+
+
+def run_facts() -> dict:
+    """The settings the tables were made with, besides the results."""
+    hw = load_hw(PRESETS[0])
+    return {"precision": hw.precision, "model": PredictorTrainConfig().model,
+            "cache": hw.cache.impl.upper(), "machine": machine()}
+
+
+def render_example() -> str:
+    """The doc from a small fixture of fake results (tests/test_generated_docs.py)."""
+    from types import SimpleNamespace
+
+    args = argparse.Namespace(windows=3, ranks=[7, 9], steps=None)
+    rows = [dict(label="dense", method="dense", target=1.0, ppl=31.17, density=1.0,
+                 eval_s=61.0)]
+    folders = {(r, d): "" for r in args.ranks for d in DENSITIES}
+    for i, (label, method, density, _) in enumerate(runs(args.ranks, folders)):
+        if method != "dense":
+            rows.append(dict(label=label, method=method, target=density, ppl=41.31 + 3.07 * i,
+                             density=density + 0.0013, eval_s=37.0))
+    records = {(r, d): {"recall": {"mean": 0.4111 + d, "per_layer": [0.3713, 0.8117],
+                                   "random_guess": d},
+                        "num_params": 12_345 * r, "fraction_of_mlp_params": 0.0123 * r,
+                        "wall_s": {"fit": 71.0, "recall": 3.0}, "fit_cpu_s": 67.0}
+               for r in args.ranks for d in DENSITIES}
+    rates = {preset: {(row["label"], row["target"]): 13.7 + 0.31 * i + np.arange(len(DRAM_MB))
+                      for i, row in enumerate(rows)} for preset in PRESETS}
+    facts = {"precision": SimpleNamespace(predictor_bits=11, mlp_bits=3), "model": "model-x",
+             "cache": "a cache", "machine": {"cpus": 29, "load": 2.71, "load_window_min": 7}}
+    return render(rows, rates, records, args, 97.0, 131.0, facts)
 
 
 def main() -> None:
@@ -362,7 +405,8 @@ def main() -> None:
     rows = evaluate_all(loaded, corpus, args, out)
     start = time.perf_counter()
     rates = throughput(rows)
-    text = render(rows, rates, records, args, time.perf_counter() - start, collect_s)
+    text = render(rows, rates, records, args, time.perf_counter() - start, collect_s,
+                  run_facts())
     write_atomic(Path(args.doc), lambda fh: fh.write(text.encode()))
     print(text)
     print(f"wrote {args.doc}")

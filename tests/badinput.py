@@ -1,5 +1,6 @@
-"""Bookkeeping for the bad-input tests (issue 10): each bad input a test tries is classified
-as a clean error, a traceback, or a silent success, and counted by category.
+"""Bookkeeping for the bad-input tests: each bad input a test tries is classified as a clean
+error, a traceback, or a silent success, and counted by category (a kind of bad input, named;
+each test module names its own in `CAT`).
 
 `expect_clean(category, fn)` runs `fn`, which must raise a ConfigError (a clean error); any
 other exception is a traceback and a normal return is a silent success. `run_cli(category,
@@ -19,20 +20,20 @@ from typing import Any, Callable
 from memsim.core.errors import ConfigError
 
 TALLY: Counter = Counter()  # (category, outcome) -> bad inputs tried
-CATEGORIES = {1: "damaged or wrong trace files", 2: "output locations",
-              3: "damaged results and sweep folders", 4: "YAML and JSON",
-              5: "absurd numbers", 6: "sweep process hygiene",
-              7: "errors name what the user typed", 8: "eval checks before model loading",
-              9: "numbers as documented", 10: "security note"}
+CATEGORIES = ("damaged or wrong trace files", "output locations",
+              "damaged results and sweep folders", "YAML and JSON", "absurd numbers",
+              "sweep process hygiene", "errors name what the user typed",
+              "eval checks before model loading", "numbers as documented")
 INTERNAL_TAGS = ("<api>", "<cli>", "<hw>", "<model>")
 
 
-def record(category: int, outcome: str) -> None:
+def record(category: str, outcome: str) -> None:
+    assert category in CATEGORIES, category
     assert outcome in ("clean", "traceback", "silent")
     TALLY[(category, outcome)] += 1
 
 
-def expect_clean(category: int, fn: Callable[[], Any], *needles: str) -> ConfigError:
+def expect_clean(category: str, fn: Callable[[], Any], *needles: str) -> ConfigError:
     """`fn()` must raise a ConfigError whose message holds every needle and no internal
     tag; returns it."""
     try:
@@ -51,7 +52,7 @@ def expect_clean(category: int, fn: Callable[[], Any], *needles: str) -> ConfigE
     raise AssertionError("bad input accepted silently")
 
 
-def run_cli(category: int, argv: list[str], *needles: str, main=None,
+def run_cli(category: str, argv: list[str], *needles: str, main=None,
             marker: str = ": error:") -> str:
     """Run `memsim ARGV` here; it must exit non-zero with one `memsim...: error:` line
     (`marker`) on stderr, every needle in stderr, no traceback and no internal tag.
@@ -87,8 +88,7 @@ def run_cli(category: int, argv: list[str], *needles: str, main=None,
 def write_tally(path: str) -> None:
     rows = {}
     for (category, outcome), count in sorted(TALLY.items()):
-        rows.setdefault(category, {"category": CATEGORIES[category], "clean": 0,
-                                   "traceback": 0, "silent": 0})[outcome] += count
+        rows.setdefault(category, {"clean": 0, "traceback": 0, "silent": 0})[outcome] += count
     with open(path, "w") as fh:
         json.dump(rows, fh, indent=1)
 

@@ -1,12 +1,16 @@
-"""Issue 10, categories 9 and 10: every number exactly as the docs say it, and the Dask
-security note. The overflow fraction applies to every resident read (the embedding row
-too); DRAM capacity is whole bytes and a budget of exactly k columns gives k; the KV
-"average length" is P + (n+1)/2 in code, config help and docs; CATS calibrates on windows
-disjoint from the evaluated ones, for every corpus, and says where they came from."""
+"""Numbers exactly as the docs say them, and the Dask security note. The overflow fraction
+applies to every resident read (the embedding row too); DRAM capacity is whole bytes, rounded
+as docs/hardware_model.md writes it, and a budget of exactly k columns gives k; the KV
+"average length" formula written in the config help, hw_config.md and hardware_model.md,
+evaluated, gives what the code uses; CATS calibrates on windows disjoint from the evaluated
+ones, for every corpus, and says where they came from."""
 from __future__ import annotations
 
+import ast
 import dataclasses
 import math
+import operator
+import re
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +28,26 @@ from tests.badinput import record
 from tests.helpers import TINY, make_hw, random_trace
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
+
+
+_ARITHMETIC = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
+               ast.Div: operator.truediv, ast.Pow: operator.pow}
+
+
+def _evaluate(formula: str, **names: float) -> float:
+    """A formula as a doc writes it (names, numbers, + - * / **, brackets, round()), evaluated
+    without eval()."""
+    def value(node):
+        if isinstance(node, ast.BinOp):
+            return _ARITHMETIC[type(node.op)](value(node.left), value(node.right))
+        if isinstance(node, ast.Name):
+            return names[node.id]
+        if isinstance(node, ast.Constant):
+            return node.value
+        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "round":
+            return round(value(node.args[0]))
+        raise ValueError(f"not arithmetic: {formula!r}")
+    return value(ast.parse(formula, mode="eval").body)
 
 
 # ---------------------------------------------------------------- overflow
@@ -47,8 +71,6 @@ def test_overflow_fraction_applies_to_every_resident_read_including_the_embeddin
                     + fp.lm_head_bytes + fp.embedding_row_bytes)
     result = simulate(hw, TINY, dense, mode=mode)
     assert result.flash_bytes_per_token == pytest.approx(expected, rel=1e-12)
-    docs = (DOCS / "hardware_model.md").read_text()
-    assert "the token's embedding row alike" in docs
 
 
 def test_a_streamed_embedding_row_comes_from_flash_and_a_fitting_one_from_dram():
@@ -83,19 +105,34 @@ def test_a_budget_of_exactly_k_columns_gives_k_columns(bits):
         assert hw.dram.capacity_bytes == capacity_bytes  # rounded, not floored
         down = plan_dram(hw, TINY, groups, 0.0).capacities[-1]
         ok = bool((down == k).all())
-        record(9, "clean" if ok else "silent")
+        record("numbers as documented", "clean" if ok else "silent")
         assert ok, (k, bits, down)
 
 
 def test_capacity_in_GB_becomes_whole_bytes_by_rounding():
-    assert 1.2e-07 * 1e9 < 120  # the float product the plan used to floor to 119
+    """Hand-computed cases: 1.2e-07 GB is 120 bytes (its float product with 1e9 is just below
+    120, so flooring gave 119)."""
     assert make_hw({"dram": {"capacity_GB": 1.2e-07}}).dram.capacity_bytes == 120
     assert make_hw({"dram": {"capacity_GB": 0.03}}).dram.capacity_bytes == 30_000_000
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.integers(1, 64 * 10**9))
+def test_a_capacity_of_whole_bytes_written_in_GB_reads_back_as_those_bytes(num_bytes):
+    """Any whole number of bytes up to 64 GB, written as GB (n / 1e9 times 1e9 lands just below
+    n for many n), is that many bytes, by the code and by the rule docs/hardware_model.md
+    writes (`capacity` is whole bytes: `round(capacity_GB · 10^9)`), evaluated."""
+    rule = re.search(r"`capacity` is whole bytes: `([^`]+)`",
+                     (DOCS / "hardware_model.md").read_text()).group(1)
+    capacity_GB = num_bytes / 1e9
+    assert make_hw({"dram": {"capacity_GB": capacity_GB}}).dram.capacity_bytes == num_bytes
+    assert _evaluate(rule.replace("·", "*").replace("^", "**"),
+                     capacity_GB=capacity_GB) == num_bytes
+
+
 # ---------------------------------------------------------------- KV average length
 @pytest.mark.parametrize("P,lengths", [(0, (8,)), (5, (3, 7)), (17, (1, 2, 4))])
-def test_the_average_kv_length_is_p_plus_n_plus_one_over_two_everywhere(P, lengths):
+def test_the_average_kv_length_is_p_plus_n_plus_one_over_two_for_plan_and_tokens(P, lengths):
     hw = make_hw({"timing": {"kv_length": "average"}})
     n = max(lengths)
     assert kv_budget_tokens(hw, P, n) == P + (n + 1) / 2
@@ -104,14 +141,28 @@ def test_the_average_kv_length_is_p_plus_n_plus_one_over_two_everywhere(P, lengt
     assert np.array_equal(kv_lengths(hw, trace), expected)
     actual = make_hw({"timing": {"kv_length": "actual"}})
     assert kv_budget_tokens(actual, P, n) == P + n
-    # the same formula in the config help (and so hw_config.md) and hardware_model.md
+
+
+def _average_kv_formulas() -> dict[str, str]:
+    """The `average` KV-length formula as each place writes it, cut out of its sentence."""
     help_text = next(f.metadata["help"] for f in dataclasses.fields(TimingConfig)
                      if f.name == "kv_length")
-    assert "P + (n + 1)/2" in help_text
-    assert "P + (n + 1)/2" in (DOCS / "hw_config.md").read_text()
-    assert "P + (n+1)/2" in (DOCS / "hardware_model.md").read_text()
-    for doc in DOCS.glob("*.md"):
-        assert "sequence/2" not in doc.read_text() and "window_len/2" not in doc.read_text()
+    after_prompt = r"prompt of P, ([^:]+):"  # "... after a prompt of P, <formula>: the ..."
+    table_row = next(line for line in (DOCS / "hw_config.md").read_text().splitlines()
+                     if line.startswith("| timing.kv_length |"))
+    model_doc = (DOCS / "hardware_model.md").read_text()
+    return {"config help": re.search(after_prompt, help_text).group(1),
+            "hw_config.md": re.search(after_prompt, table_row).group(1),
+            "hardware_model.md": re.search(r"or `([^`]+)` \(`average`", model_doc).group(1)}
+
+
+@pytest.mark.parametrize("P,n", [(0, 1), (0, 8), (5, 7), (17, 4), (100, 255)])
+def test_the_documented_average_kv_formula_computes_what_the_code_uses(P, n):
+    """The formula each doc writes, evaluated, equals the code's: a doc that drifts from the
+    code (or code that drifts from the docs) fails here."""
+    hw = make_hw({"timing": {"kv_length": "average"}})
+    for where, formula in _average_kv_formulas().items():
+        assert _evaluate(formula, P=P, n=n) == kv_budget_tokens(hw, P, n), (where, formula)
 
 
 # ---------------------------------------------------------------- CATS calibration
@@ -178,7 +229,7 @@ def test_cats_calibrates_on_windows_disjoint_from_the_evaluated_ones(tiny_model,
     assert math.isfinite(result.perplexity)
 
 
-# ---------------------------------------------------------------- category 10
+# ---------------------------------------------------------------- the Dask security note
 def test_the_sweeps_docs_warn_that_a_dask_scheduler_runs_anyones_code():
     text = (DOCS / "sweeps.md").read_text()
     note = text[text.index("### Security"):]

@@ -15,12 +15,65 @@ from tests.helpers import TINY, random_trace
 from tests.test_flash_reads import PAGE, down_trace, hw_for, model_with_down_slot
 
 
-def test_identity_layout_gives_exactly_the_results_without_a_layout(tmp_path):
-    trace = random_trace(T=6, seed=3)
-    path = build_layout(trace, "identity").save(tmp_path / "id.npz")
-    hw = hw_for(impl="lru")
+def _permuted_layout(trace: Trace, seed: int) -> Layout:
+    """A random permutation per layer for every group `trace` reads."""
+    rng = np.random.default_rng(seed)
+    return Layout(trace.model, {g.name: np.stack([rng.permutation(g.num_columns)
+                                                  for _ in range(trace.num_layers)])
+                                .astype(np.int32) for g in trace.groups()}, "random")
+
+
+def _into_slots(trace: Trace, layout: Layout) -> Trace:
+    """The trace relabelled so that column c of layer l becomes column pos[l, c]: read in model
+    order it asks for exactly the slots the layout stores the original columns in."""
+    def moved(mask: np.ndarray, order: np.ndarray) -> np.ndarray:
+        return np.take_along_axis(mask, order[None], axis=2)  # slot s <- column order[l, s]
+
+    return Trace(up=moved(trace.up, layout.orders["up_gate"]),
+                 down=moved(trace.down, layout.orders["down"]), model=trace.model,
+                 method=trace.method)
+
+
+@pytest.mark.parametrize("gap_KiB", [0, 4])
+def test_a_layout_reads_what_model_order_reads_of_the_trace_moved_into_its_slots(tmp_path,
+                                                                                gap_KiB):
+    """An independent reference: moving the masks into slot order by hand must give the same
+    requests, bytes and times as the simulator applying the layout (no cache: every used
+    column is read, so only placement decides; 8-bit weights: a W_down column is 1 KiB)."""
+    model = ModelShape(name="wide", num_hidden_layers=2, hidden_size=1024, intermediate_size=96,
+                       num_attention_heads=1, num_key_value_heads=1, vocab_size=8)
+    trace = random_trace(T=6, density=0.3, seed=3, model=model)  # W_down column: 1 KiB
+    layout = _permuted_layout(trace, seed=4)
+    path = layout.save(tmp_path / "random.npz")
+    hw = hw_for({"merge_gap_KiB": gap_KiB})
     with_layout = dataclasses.replace(hw, flash=dataclasses.replace(hw.flash, layout=str(path)))
-    assert simulate(with_layout, None, trace).to_dict() == simulate(hw, None, trace).to_dict()
+    applied = simulate(with_layout, None, trace)
+    by_hand = simulate(hw, None, _into_slots(trace, layout))
+    plain = simulate(hw, None, trace)
+    for key in ("flash_requests", "flash_device_bytes", "time_s"):
+        assert applied.per_token[key] == by_hand.per_token[key], key
+    assert applied.per_token["flash_requests"] != plain.per_token["flash_requests"]  # it moves
+
+
+def test_a_layout_that_orders_none_of_a_group_the_trace_reads_is_an_error_naming_it(tmp_path):
+    """A DIP layout (up_gate, down) used on a CATS trace (up_rows, gate, down) or a predictor
+    trace (neurons) would otherwise leave those groups in model order without a word."""
+    dip = random_trace(T=4, seed=1)
+    path = build_layout(dip, "frequency").save(tmp_path / "dip_layout.npz")
+    I, H, L = TINY.intermediate_size, TINY.hidden_size, TINY.num_hidden_layers
+    rng = np.random.default_rng(0)
+    cats = Trace(up_rows=rng.random((4, L, I)) < 0.5, gate=np.ones((4, L, H), bool),
+                 down=rng.random((4, L, I)) < 0.5, model=TINY, method="cats")
+    predictor = Trace(neurons=rng.random((4, L, I)) < 0.5, model=TINY, method="predictor")
+    hw = hw_for()
+    hw = dataclasses.replace(hw, flash=dataclasses.replace(hw.flash, layout=str(path)))
+    for trace, group in ((cats, "up_rows"), (predictor, "neurons")):
+        with pytest.raises(ConfigError, match=f"no order for mask group '{group}'") as err:
+            simulate(hw, None, trace)
+        assert err.value.source == str(path)
+    cats_path = cats.save(tmp_path / "cats.npz")
+    assert main(["simulate", "--hw", "flagship", "--model", str(_config(tmp_path)),
+                 "--trace", str(cats_path), "--layout", str(path)]) == 2
 
 
 def test_frequency_layout_puts_the_most_used_columns_first():

@@ -1,4 +1,4 @@
-"""Issue 10, category 8: `memsim eval` checks every argument before the model loads (which
+"""`memsim eval` checks every argument before the model loads (which
 takes ~20 s for SmolLM2): a bad flag is one line naming it, and the model is never loaded.
 `workloads.evaluation.load_model` is replaced by a tripwire; a valid command trips it."""
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 
 from tests.badinput import run_cli
 
-CAT = 8
+CAT = "eval checks before model loading"  # its category in the bad-input tally (tests/badinput.py)
 pytest.importorskip("torch")
 
 

@@ -1,4 +1,4 @@
-"""Issue 10, category 7: errors name what the user typed (the flag, the file, the axis),
+"""Errors name what the user typed (the flag, the file, the axis),
 never an internal tag like `<api>` or `<cli>`."""
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from memsim.sweeps.spec import sweep_from_dict
 from tests.badinput import expect_clean, run_cli
 from tests.robust_inputs import SYNTH_SWEEP, finished_sweep, trace_file
 
-CAT = 7
+CAT = "errors name what the user typed"  # its category in the bad-input tally (tests/badinput.py)
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Issue 10, category 5: absurd numbers. Values outside the documented ranges are refused
+"""Absurd numbers: Values outside the documented ranges are refused
 with the key and the range; every configuration inside them simulates without NaN or inf
 and within the physical bounds; a trace too large for memory is refused before allocating.
 """
@@ -24,7 +24,7 @@ from memsim.traces import ModelShape, Trace
 from tests.badinput import expect_clean, record, run_cli
 from tests.helpers import BASE_HW, UFS, merge
 
-CAT = 5
+CAT = "absurd numbers"  # its category in the bad-input tally (tests/badinput.py)
 
 
 # ---------------------------------------------------------------- refused

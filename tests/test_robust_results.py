@@ -1,4 +1,4 @@
-"""Issue 10, category 3: damaged results tables and sweep folders. `memsim plot` names a
+"""Damaged results tables and sweep folders. `memsim plot` names a
 damaged table; a sweep finds damaged cached artefacts (checksums recorded when written),
 makes them again, and ends with the table an undamaged run gives; temp files killed writers
 left are removed at every level."""
@@ -18,7 +18,7 @@ from memsim.sweeps import load_sweep, read_results, run_sweep
 from tests.badinput import expect_clean, record, run_cli
 from tests.robust_inputs import finished_sweep, sweep_file
 
-CAT = 3
+CAT = "damaged results and sweep folders"  # its category in the bad-input tally (tests/badinput.py)
 FUZZ = settings(max_examples=50, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture])
 NOT_PATHS = ("config_path", "trace_path", "result_path")

@@ -1,4 +1,4 @@
-"""Issue 10, category 6: sweep process hygiene. A killed driver (SIGKILL, SIGTERM) leaves
+"""Sweep process hygiene: A killed driver (SIGKILL, SIGTERM) leaves
 no worker alive and the resumed sweep equals an uninterrupted one; Ctrl-C is one line, also
 with Dask; an unreachable scheduler is one line; "rerun to resume" only when a rerun can
 help; a grid filtered to nothing, or an unknown model, is an error before any work.
@@ -18,12 +18,14 @@ from pathlib import Path
 import pytest
 
 from memsim.sweeps import load_sweep, read_results, run_sweep
+from memsim.sweeps.hold import HOLD_ENV
 from tests.badinput import expect_clean, record, run_cli
 from tests.robust_inputs import SYNTH_SWEEP, sweep_file
 
-CAT = 6
+CAT = "sweep process hygiene"  # its category in the bad-input tally (tests/badinput.py)
 ROOT = Path(__file__).resolve().parents[1]
-# 32 points of ~0.1 s each: a sweep still running when the test strikes
+# 32 points; started with a hold (memsim/sweeps/hold.py), the sweep finishes a point or two
+# and then waits, so it is provably still running when the test strikes, however fast
 SLOW = {"name": "slow", "base": {"hw": "flagship", "model": "phi-3-mini",
                                  "trace": {"source": "synthetic", "tokens": 192, "windows": 1}},
         "axes": {"hw.dram.capacity_GB": [1.0 + 0.25 * i for i in range(16)],
@@ -48,19 +50,27 @@ def uninterrupted(slow_file) -> dict:
     return _rows(out)
 
 
-def _start(argv: list[str], new_session: bool = False) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TQDM_DISABLE": "1"}
+def _start(argv: list[str], hold: Path, new_session: bool = False) -> subprocess.Popen:
+    """`memsim ARGV` with a hold: its points wait at `hold` once one point is done. Ctrl-C
+    is at its default in the child, as in a terminal: pytest run as a background job of a
+    script (CI, `cmd &`) has SIGINT ignored, which a child would inherit."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TQDM_DISABLE": "1", HOLD_ENV: str(hold)}
     return subprocess.Popen([sys.executable, "-m", "memsim", *argv], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env,
-                            start_new_session=new_session)
+                            start_new_session=new_session, preexec_fn=_default_sigint)
 
 
-def _wait_for_rows(out: Path, proc: subprocess.Popen, count: int = 1,
-                   timeout_s: float = 120) -> None:
-    deadline = time.time() + timeout_s
-    while len(list(out.glob("points/*/row.json"))) < count and time.time() < deadline:
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def _wait_until_held(out: Path, hold: Path, proc: subprocess.Popen) -> None:
+    """Until a point task waits at the hold: a point is done, others are left (a state, not
+    a duration; the sweep cannot finish before the hold file exists)."""
+    while not Path(f"{hold}.held").exists():
         assert proc.poll() is None, proc.communicate()
         time.sleep(0.05)
+    assert list(out.glob("points/*/row.json"))
 
 
 def _messages(err: str) -> list[str]:
@@ -105,13 +115,16 @@ def _none_alive(pids: set[int], within_s: float = 5.0) -> bool:
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
 def test_a_killed_driver_leaves_no_worker_and_the_resumed_sweep_equals_an_uninterrupted_one(
         slow_file, uninterrupted, tmp_path, sig):
-    out = tmp_path / "out"
-    proc = _start(["sweep", str(slow_file), "--out", str(out), "--workers", "2"])
-    _wait_for_rows(out, proc)
-    workers = _descendants(proc.pid)
-    assert workers and proc.poll() is None, "the sweep ended before it could be killed"
-    proc.send_signal(sig)
-    _, err = proc.communicate(timeout=60)
+    out, hold = tmp_path / "out", tmp_path / "release"
+    proc = _start(["sweep", str(slow_file), "--out", str(out), "--workers", "2"], hold)
+    try:
+        _wait_until_held(out, hold, proc)
+        workers = _descendants(proc.pid)
+        assert workers and proc.poll() is None
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        hold.touch()  # lets any task still held finish if the test failed
     survivors = not _none_alive(workers)
     record(CAT, "traceback" if survivors or "Traceback" in err else "clean")
     assert not survivors, f"workers alive 5 s after {sig.name}: {workers}"
@@ -131,14 +144,17 @@ def test_a_killed_driver_leaves_no_worker_and_the_resumed_sweep_equals_an_uninte
 def test_ctrl_c_prints_one_line_and_leaves_no_process(slow_file, tmp_path, executor):
     if executor == "dask":
         pytest.importorskip("dask.distributed")
-    out = tmp_path / "out"
+    out, hold = tmp_path / "out", tmp_path / "release"
     proc = _start(["sweep", str(slow_file), "--out", str(out), "--workers",
-                   "1" if executor == "dask" else "2", "--executor", executor],
+                   "1" if executor == "dask" else "2", "--executor", executor], hold,
                   new_session=True)
-    _wait_for_rows(out, proc)
-    group = _descendants(proc.pid)
-    os.killpg(proc.pid, signal.SIGINT)  # what the terminal does: the whole group
-    _, err = proc.communicate(timeout=60)
+    try:
+        _wait_until_held(out, hold, proc)
+        group = _descendants(proc.pid)
+        os.killpg(proc.pid, signal.SIGINT)  # what the terminal does: the whole group
+        _, err = proc.communicate(timeout=60)
+    finally:
+        hold.touch()
     one_line = _messages(err) == ["memsim: interrupted; finished points are kept: rerun the same "
                          "command to resume"]
     record(CAT, "clean" if one_line and "Traceback" not in err else "traceback")

@@ -1,4 +1,4 @@
-"""Issue 10, category 1: a damaged or wrong trace file is a TraceError naming the file,
+"""A damaged or wrong trace file is a TraceError naming the file,
 never a traceback, and never a different trace accepted silently."""
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from memsim.traces.trace import Trace
 from tests.badinput import expect_clean, record, run_cli
 from tests.helpers import TINY, random_trace
 
-CAT = 1
+CAT = "damaged or wrong trace files"  # its category in the bad-input tally (tests/badinput.py)
 FUZZ = settings(max_examples=60, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture])
 

@@ -1,4 +1,4 @@
-"""Issue 10, category 4: YAML and JSON. A key given twice is an error (it used to silently
+"""YAML and JSON: A key given twice is an error (it used to silently
 replace the first, in hardware configs and sweep files); unreadable, non-UTF-8, empty or
 malformed files, and a malformed model config.json, are clean errors naming the file."""
 from __future__ import annotations
@@ -20,7 +20,7 @@ from memsim.traces.model_shape import MODEL_PRESETS, load_model_shape
 from tests.badinput import expect_clean, record, run_cli
 from tests.helpers import BASE_HW
 
-CAT = 4
+CAT = "YAML and JSON"  # its category in the bad-input tally (tests/badinput.py)
 HW_TEXT = yaml.safe_dump(BASE_HW, sort_keys=False)
 SWEEP = {"name": "s", "base": {"hw": "flagship", "model": "smollm2-135m",
                                "trace": {"source": "synthetic", "tokens": 8, "windows": 1}},

@@ -192,7 +192,8 @@ def _prefill_time(hw, model, trace, plan, times: TokenTimes) -> float:
 
 
 def _analytic_times(hw, model, trace, plan, outcome) -> TokenTimes:
-    """Closed-form times; the breakdown charges each token to its larger source."""
+    """Closed-form times only; the breakdown stays zero (the closed form has no timeline to
+    split; sweeps write it as NaN)."""
     times = TokenTimes.empty(trace.num_tokens)
     times.time_s[:] = analytic_token_times(hw, model, trace, plan, outcome)
     return times

@@ -29,7 +29,9 @@ from memsim.core.jit import disk_cached
 from memsim.hw.config import with_flash_layout
 from memsim.sim.result import write_result
 from memsim.sim.simulator import resolved_config, simulate
+from memsim.sweeps.best_of import Search, is_candidate, search_groups, searched_row
 from memsim.sweeps.executors import EXECUTORS
+from memsim.sweeps.hold import hold_if_asked
 from memsim.sweeps.layout_sources import (
     LAYOUT_FILE,
     build_layout_task,
@@ -145,7 +147,7 @@ def run_sweep(sweep: SweepSpec, out_dir: str | Path, *, executor: str = "local",
                          for p in todo_points if p not in ready]  # the task's line says
     finally:
         bar.close()
-        table = write_table(points, out)
+        table = write_table(points, out, search_groups(sweep))
     return SweepReport(len(points), done_before, len(failures), table, failures)
 
 
@@ -300,6 +302,7 @@ def simulate_point(point: SweepPoint, folder: str, trace_folder: str,
                    layout_path: str | None = None) -> dict:
     """Task: simulate one point on its trace (with the layout the sweep built for it, if
     any); row.json written last (the done marker)."""
+    hold_if_asked(Path(folder).parent, ROW_FILE)  # tests only: memsim/sweeps/hold.py
     trace = Trace.load(Path(trace_folder) / TRACE_FILE)
     figures = read_json(Path(trace_folder) / EVAL_FILE, what="trace record")
     model = load_model_shape(point.spec.model) if point.spec.trace.source == "model" \
@@ -339,11 +342,17 @@ def table_row(point: SweepPoint, result, figures: dict, folder: str, trace_folde
     timeline = s.mode != "analytic"  # the closed form has no timeline to break down
     row.update({f"breakdown_{k}_s": v if timeline else math.nan
                 for k, v in result.breakdown_s.items()})
-    row.update({axis: _axis_value(point, axis, value) for axis, value in point.axis_values})
+    row.update(_axis_columns(point))
     row.update(config_path=str(Path(folder) / "resolved_config.yaml"),
                trace_path=str(Path(trace_folder) / TRACE_FILE),
                result_path=str(Path(folder) / "result.json"))
     return row
+
+
+def _axis_columns(point: SweepPoint) -> dict:
+    """The point's axis values as this sweep names them (a row.json reused from a run whose
+    bundle had another name for the same configuration says the old name)."""
+    return {axis: _axis_value(point, axis, value) for axis, value in point.axis_values}
 
 
 def _axis_value(point: SweepPoint, axis: str, value):
@@ -364,12 +373,14 @@ def _nan(value) -> float:
     return math.nan if value is None else float(value)
 
 
-def write_table(points: list[SweepPoint], out: Path) -> Path | None:
+def write_table(points: list[SweepPoint], out: Path,
+                searches: dict[str, Search] | None = None) -> Path | None:
     """results.parquet (or .csv) from the finished points of this sweep, in grid order, each
-    row with its phone's reference tokens/s where they exist."""
+    row with its phone's reference tokens/s where they exist; a search's candidates become
+    one row, the fastest (memsim/sweeps/best_of.py), where its first candidate is."""
     from memsim.sweeps.table import write_results
 
-    rows, references = [], {}
+    finished, references = {}, {}
     for p in points:
         path = out / "points" / p.point_id / ROW_FILE
         row = _read_row(path) if path.exists() else None
@@ -377,5 +388,19 @@ def write_table(points: list[SweepPoint], out: Path) -> Path | None:
             ref = out / "references" / reference_id(reference_job(p)) / REFERENCE_FILE
             if ref not in references:
                 references[ref] = _read_reference(ref) or {}
-            rows.append({**row, **references[ref]})
+            finished[p.point_id] = {**row, **references[ref], **_axis_columns(p)}
+    search_of = {pid: s for s in (searches or {}).values() for pid in s.candidates.values()}
+    rows, shown = [], set()
+    for p in points:
+        search = search_of.get(p.point_id) if _is_candidate_point(p) else None
+        if search is None:
+            rows += [finished[p.point_id]] if p.point_id in finished else []
+        elif search.key not in shown:
+            shown.add(search.key)
+            row = searched_row(search, finished)
+            rows += [row] if row is not None else []
     return write_results(rows, out) if rows else None
+
+
+def _is_candidate_point(point: SweepPoint) -> bool:
+    return any(is_candidate(value) for _, value in point.axis_values)

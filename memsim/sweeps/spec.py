@@ -15,10 +15,12 @@
 
       variant:                                  # a bundle axis: settings changed together
         - {name: naive}
-        - {name: best, layout.method: frequency, hw.flash.merge_gap_KiB: 4}
+        - {name: frequency + merge 4 KiB, layout.method: frequency, hw.flash.merge_gap_KiB: 4}
 
 The grid is the product of the axes. An axis whose values are mappings, each with a `name`,
-is a bundle: each value applies all its settings at once and the table shows its name.
+is a bundle: each value applies all its settings at once and the table shows its name. A
+bundle value with `best_of: [candidates]` is a search: per point, the fastest candidate
+(memsim/sweeps/best_of.py).
 `layout.method` builds a flash layout from the point's own calibration windows (a model
 trace on `layout.split`, disjoint from the evaluated ones) inside the sweep.
 Points that make no sense are dropped with a stated reason (a `dip_ca.*` value for another
@@ -46,6 +48,13 @@ from memsim.core.strict_yaml import read_yaml_mapping
 from memsim.hw.config import HardwareConfig, hw_from_dict, load_hw
 from memsim.hw.layouts import LAYOUT_METHODS
 from memsim.sim.session import SessionSpec
+from memsim.sweeps.best_of import (
+    CHOICE_KEY,
+    check_one_search,
+    check_search,
+    expand_searches,
+    is_search,
+)
 
 METHODS = ("dense", "glu", "cats", "dip", "dip_ca")  # workloads/masks registers these
 SYNTHETIC_METHODS = ("dense", "dip")
@@ -185,7 +194,8 @@ def sweep_from_dict(data: Any, *, source: str = "<api>", root: Path = Path("."))
     if not isinstance(name, (str, int, float)) or isinstance(name, bool):
         raise ConfigError(f"expected a short text, got {type(name).__name__}", source=source,
                           key_path="name")
-    canonical = {_canonical_axis(k): v for k, v in axes.items()}
+    check_one_search(axes, source)
+    canonical = {_canonical_axis(k): expand_searches(v) for k, v in axes.items()}
     spec_ = SweepSpec(str(name), source, to_plain(hw), base, canonical, str(root))
     check_sweep(spec_, typed={_canonical_axis(k): k for k in axes})
     return spec_
@@ -238,6 +248,12 @@ def _check_bundle(axis: str, values: list, source: str) -> None:
             raise ConfigError("every value of a bundle axis is a mapping with a `name`",
                               source=source, key_path=f"axes.{axis}[{i}]",
                               allowed="{name: label, <axis>: value, ...}")
+        if CHOICE_KEY in value:  # set by a search's expansion only
+            raise ConfigError(f"`{CHOICE_KEY}` is not a setting", source=source,
+                              key_path=f"axes.{axis}[{i}].{CHOICE_KEY}",
+                              allowed="hw.<hardware key>, cache.<key>, method, ...")
+        if is_search(value):
+            check_search(axis, i, value, source)
         names.append(value["name"])
     if len(set(names)) != len(names):
         raise ConfigError(f"bundle names repeat: {names}", source=source,
@@ -247,7 +263,8 @@ def _check_bundle(axis: str, values: list, source: str) -> None:
 def _settings(axis: str, value: Any) -> tuple[tuple[str, Any], ...]:
     """(axis, value) pairs one axis value applies: itself, or a bundle's settings."""
     if isinstance(value, dict):
-        return tuple((_canonical_axis(str(k)), v) for k, v in value.items() if k != "name")
+        return tuple((_canonical_axis(str(k)), v) for k, v in value.items()
+                     if k not in ("name", CHOICE_KEY))
     return ((axis, value),)
 
 

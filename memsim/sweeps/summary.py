@@ -1,7 +1,8 @@
 """The summary table `memsim sweep` and `memsim demo` print: a row per point, the series
 named as in the figures (memsim.sweeps.grouping), sizes in the sweep's one unit, said in
 the header. Columns a sweep lacks (perplexity, for synthetic traces) are left out, with a
-line saying so."""
+line saying so. A searched setting (memsim/sweeps/best_of.py) gets a column naming the
+candidate chosen at each point."""
 from __future__ import annotations
 
 import math
@@ -44,6 +45,9 @@ def _columns(table: Table) -> tuple[list[tuple], list[str]]:
         columns.append(("model on phone", panels, str))
     columns += [(f"DRAM {unit.name}", dram_values(table, unit), _number(".4g")),
                 ("method", labels, str)]
+    choices = [c for c in table.columns if c.endswith("_choice")]  # a search's pick
+    columns += [("chosen" if len(choices) == 1 else f"{c[:-len('_choice')]} chosen",
+                 table[c].astype(object), str) for c in choices]
     for header, column, fmt in (("perplexity", "perplexity", ".3f"),
                                 ("tokens/s", "tokens_per_s", None),
                                 ("sustained tokens/s", "sustained_tokens_per_s", None),

@@ -97,7 +97,7 @@ class Table:
 def is_text_column(name: str) -> bool:
     """Known text columns (by the last part of a dotted name, e.g. `cache.impl`)."""
     last = name.rsplit(".", 1)[-1]
-    return last in TEXT_COLUMNS or last.endswith("_path")
+    return last in TEXT_COLUMNS or last.endswith(("_path", "_choice", "_candidates"))
 
 
 def _is_missing(value: Any) -> bool:

@@ -1,7 +1,8 @@
 """The flash layout file: an order of columns per layer and mask group.
 
 `order[g][l, s]` is the column stored in slot s of layer l's region of group g (a
-permutation of 0..N-1); groups a layout does not name stay in model order. Stored as .npz:
+permutation of 0..N-1); a layout used on a trace reading a group it does not name
+is an error (`positions`). Stored as .npz:
 `order_<group>` int32 arrays and `meta`, a JSON string with the format version, the model
 shape, the method and the trace it was built from (path, checksum, tokens). Loading never
 unpickles. Checks on load: every order a permutation of the group's columns, shapes that fit
@@ -60,9 +61,19 @@ class Layout:
                                   allowed=f"each row a permutation of 0..{width - 1}")
 
     def positions(self, group: str) -> tuple[np.ndarray | None, np.ndarray | None]:
-        """((L, N) column -> slot, (L, N) slot -> column), or (None, None) in model order."""
+        """((L, N) column -> slot, (L, N) slot -> column), or (None, None) in model order.
+        A group the layout names no order for is an error naming it: applied to another
+        method's trace (a DIP layout on a CATS or predictor trace) a layout would otherwise
+        change nothing without a word."""
         order = self.orders.get(group)
-        if order is None or self.is_identity(group):
+        if order is None:
+            raise ConfigError(f"the layout has no order for mask group {group!r}, which the "
+                              f"trace reads (it orders {', '.join(sorted(self.orders))}; "
+                              f"built from a {self.built_from.get('method', '?')} trace)",
+                              source=self.source, key_path=f"order_{group}",
+                              allowed="a layout built on a trace of the same masking method "
+                                      "(`memsim layout build --trace ...`)")
+        if self.is_identity(group):
             return None, None
         cache = self.__dict__.setdefault("_pos", {})
         if group not in cache:

@@ -9,7 +9,8 @@
   dram_at_matched_perplexity  tokens/s against DRAM size for points within a tolerance of
                               dense's perplexity (only when some method gets there)
 
-Each is written as PNG and SVG. A figure whose columns are missing, or that has nothing it
+A searched setting (memsim/sweeps/best_of.py) is named in every figure's title: the candidate
+chosen at each DRAM size. Each is written as PNG and SVG. A figure whose columns are missing, or that has nothing it
 could draw truthfully (no perplexity in a synthetic sweep), is skipped with one line saying
 why, and a stale file of it from an earlier run is removed. Ignores: error bars across seeds
 (one row per point) and interactive display.
@@ -22,6 +23,7 @@ from matplotlib.figure import Figure
 
 from memsim.core.errors import ConfigError
 from memsim.core.registry import import_submodules
+from memsim.sweeps.best_of import choice_notes
 from memsim.sweeps.figures.base import (
     FIGURES,
     FigureData,
@@ -91,6 +93,11 @@ def figure_data(table: Table, points: list[str] | None = None, *,
             computed[kind.name] = kind.compute(table, options)
         except Skip as why:
             skipped[kind.name] = str(why)
+    notes = choice_notes(table) if computed else []  # what a search chose, at each point
+    for data in computed.values():
+        for note in notes:
+            data.title += f"\n{note}"
+            data.notes.append(note)
     return computed, skipped
 
 
