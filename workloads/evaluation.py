@@ -229,8 +229,8 @@ def cache_params_from_hw(config: EvalConfig, loaded: LoadedModel) -> dict:
 
     hw = load_hw(config.hw)
     groups = _dip_groups(params, loaded, config.method)
-    caps = cache_capacities(hw, loaded.shape, groups,
-                            kv_tokens=kv_budget_tokens(hw, 0, config.window_len))  # as memsim plans it
+    kv_tokens = kv_budget_tokens(hw, 0, config.window_len)  # as memsim plans it
+    caps = cache_capacities(hw, loaded.shape, groups, kv_tokens=kv_tokens)
     out = {**params, "cache_policy": hw.cache.impl,
            "up_gate_capacity": caps[0].tolist(), "down_capacity": caps[1].tolist()}
     if config.method == "dip_ra":  # its reads are priced on the same flash
