@@ -349,3 +349,64 @@ def test_the_mask_runs_batch_of_one_only(tiny):
                                            "down_capacity": 4}, tiny["model"].shape)
     with pytest.raises(ValueError, match="one sequence"):
         generator.up_mask(0, torch.ones(2, 3, tiny["model"].shape.hidden_size))
+
+
+# ------------------------------------------------------------ a sweep method
+def _sweep_spec(axes: dict, trace: dict | None = None, base: dict | None = None) -> dict:
+    trace = trace or {"source": "model", "windows": 2, "window_len": 16}
+    return {"name": "ra", "base": {"hw": "flagship", "model": "smollm2-135m", "trace": trace,
+                                   **(base or {})}, "axes": axes}
+
+
+def test_sweep_points_key_dip_ra_traces_on_cache_and_flash():
+    from memsim.sweeps.spec import expand, sweep_from_dict
+    from memsim.sweeps.trace_sources import trace_id, trace_job
+
+    spec = sweep_from_dict(_sweep_spec({"method": ["dip_ca", "dip_ra"],
+                                        "dip_ra.request_weight": [1.0, 2.0],
+                                        "hw.flash.merge_gap_KiB": [0.0, 4.0]}))
+    points, dropped = expand(spec)
+    ra = [p for p in points if p.spec.method == "dip_ra"]
+    ca = [p for p in points if p.spec.method == "dip_ca"]
+    assert len(ra) == 4 and len(ca) == 2
+    jobs = [trace_job(p) for p in ra]
+    assert len({trace_id(j) for j in jobs}) == 4  # weight and merge gap both change masks
+    assert all(j["params"]["request_weight"] in (1.0, 2.0) and "cache" in j and "flash" in j
+               for j in jobs)
+    assert len({trace_id(trace_job(p)) for p in ca}) == 1  # DIP-CA ignores the flash
+    assert all("flash" not in trace_job(p) for p in ca)
+    assert any("dip_ra parameters do not apply to dip_ca" in r for _, r in dropped)
+
+
+def test_sweep_drops_dip_ra_with_a_layout_built_inside_the_sweep():
+    from memsim.sweeps.spec import expand, sweep_from_dict
+
+    spec = sweep_from_dict(_sweep_spec({"method": ["dip", "dip_ra"],
+                                        "layout.method": ["frequency"]}))
+    points, dropped = expand(spec)
+    assert [p.spec.method for p in points] == ["dip"]
+    assert "hw.flash.layout" in dropped[0][1]
+
+
+def test_a_sweep_runs_dip_ra_on_a_model(tmp_path):
+    from memsim.sweeps.runner import run_sweep
+    from memsim.sweeps.spec import sweep_from_dict
+    from memsim.sweeps.table import read_results
+    from memsim.traces import Trace
+
+    model = save_tiny_checkpoint(tmp_path / "tiny", "llama")
+    corpus = tmp_path / "text.txt"
+    corpus.write_text(sample_text(2000))
+    trace = {"source": "model", "corpus": str(corpus), "windows": 2, "window_len": 16}
+    spec = sweep_from_dict({"name": "ra", "base": {"hw": "flagship", "model": str(model),
+                                                   "trace": trace},
+                            "axes": {"hw.dram.capacity_GB": [0.003], "method": ["dip_ra"],
+                                     "dip_ra.request_weight": [0.0, 2.0]}})
+    report = run_sweep(spec, tmp_path / "run", workers=1, progress=False, echo=None)
+    assert report.num_failed == 0 and report.num_points == 2
+    rows = read_results(report.table_path).rows()
+    assert sorted(row["dip_ra.request_weight"] for row in rows) == [0.0, 2.0]
+    for row in rows:
+        params = Trace.load(row["trace_path"]).method_params
+        assert params["request_weight"] == row["dip_ra.request_weight"]
+        assert params["flash_hw"].endswith("hw.yaml") and params["up_gate_capacity"]
