@@ -183,8 +183,8 @@ def table(rows: list[Row]) -> list[str]:
     return lines
 
 
-def verdict(rows: list[Row], scope: str, with_perplexity: bool = True) -> list[str]:
-    """Whether dip_ra overtakes dense streaming at any DRAM point, at what perplexity; if
+def verdict(rows: list[Row], scope: str) -> list[str]:
+    """Whether dip_ra overtakes dense streaming at any DRAM point, at what perplexity; where
     not, how much of DIP-CA's gap to dense it closes, and what its reads cost."""
     points = list(dict.fromkeys(r.dram for r in rows))
     by = {(r.dram, r.method, r.weight): r for r in rows}
@@ -193,46 +193,82 @@ def verdict(rows: list[Row], scope: str, with_perplexity: bool = True) -> list[s
     if wins:
         out.append(f"**{scope}: dip_ra overtakes dense streaming at "
                    f"{len({r.dram for r in wins})} of {len(points)} DRAM points.**")
-        for r in wins:
-            d, ca = by[(r.dram, "dense", None)], by[(r.dram, "dip_ca", None)]
-            cost = (f" at perplexity {r.perplexity:.2f} (dense {d.perplexity:.2f}, DIP-CA "
-                    f"{ca.perplexity:.2f}: {r.perplexity - d.perplexity:+.2f} against dense)"
-                    if with_perplexity else "")
-            out.append(f"- {r.dram}, weight {r.weight:g}: {r.tps:.2f} tokens/s against dense "
-                       f"{d.tps:.2f} ({r.tps / d.tps:.2f}x){cost}; it reads "
-                       f"{r.result.flash_device_bytes_per_token / 1e6:.2f} MB in "
-                       f"{r.result.flash_requests_per_token:,.0f} requests per token, dense "
-                       f"{d.result.flash_device_bytes_per_token / 1e6:.2f} MB in "
-                       f"{d.result.flash_requests_per_token:,.0f}.")
     else:
         out.append(f"**{scope}: dip_ra does not overtake dense streaming at any DRAM point.**")
+    for r in wins:
+        d, ca = by[(r.dram, "dense", None)], by[(r.dram, "dip_ca", None)]
+        out.append(f"- {r.dram}, weight {r.weight:g}: {r.tps:.2f} tokens/s against dense "
+                   f"{d.tps:.2f} ({r.tps / d.tps:.2f}x) and DIP-CA {ca.tps:.2f}, at perplexity "
+                   f"{r.perplexity:.2f}: {r.perplexity - d.perplexity:+.2f} against dense "
+                   f"({d.perplexity:.2f}), {r.perplexity - ca.perplexity:+.2f} against DIP-CA "
+                   f"({ca.perplexity:.2f}). It reads {mb(r, 'device')} MB in "
+                   f"{r.result.flash_requests_per_token:,.0f} requests per token, dense "
+                   f"{mb(d, 'device')} MB in {d.result.flash_requests_per_token:,.0f}.")
     for point in points:
         d, ca = by[(point, "dense", None)], by[(point, "dip_ca", None)]
-        ras = [r for r in rows if r.dram == point and r.method == "dip_ra"]
-        best = max(ras, key=lambda r: r.tps)
+        best = max((r for r in rows if r.dram == point and r.method == "dip_ra"),
+                   key=lambda r: r.tps)
         if best.tps > d.tps:
             continue
         gap = d.tps - ca.tps
         closed = ("" if gap <= 0 else
-                  f", closing {100 * (best.tps - ca.tps) / gap:.0f}% of DIP-CA's gap")
-        ppl = (f" (perplexity {best.perplexity:.2f}; DIP-CA {ca.perplexity:.2f}, dense "
-               f"{d.perplexity:.2f})" if with_perplexity else "")
-        out.append(f"- {point}: best dip_ra (weight {best.weight:g}) {best.tps:.2f} tokens/s "
-                   f"against DIP-CA {ca.tps:.2f} and dense {d.tps:.2f} "
-                   f"({best.tps / d.tps:.2f}x){closed}{ppl}. It still reads "
-                   f"{best.result.flash_device_bytes_per_token / 1e6:.2f} MB/token in "
-                   f"{best.result.flash_requests_per_token:,.0f} requests (dense "
-                   f"{d.result.flash_device_bytes_per_token / 1e6:.2f} MB in "
-                   f"{d.result.flash_requests_per_token:,.0f}): "
-                   f"{best.result.flash_bytes_per_token / 1e6:.2f} MB of payload spread over "
-                   f"that many pages.")
+                  f", closing {100 * (best.tps - ca.tps) / gap:.0f}% of DIP-CA's gap to dense")
+        out.append(f"- {point}: the fastest dip_ra (weight {best.weight:g}) makes "
+                   f"{best.tps:.2f} tokens/s against DIP-CA {ca.tps:.2f} and dense {d.tps:.2f} "
+                   f"({best.tps / d.tps:.2f}x){closed}, at perplexity {best.perplexity:.2f} "
+                   f"(DIP-CA {ca.perplexity:.2f}, dense {d.perplexity:.2f}). Why not more: it "
+                   f"still reads {mb(best, 'device')} MB of pages for {mb(best, 'payload')} MB "
+                   f"of payload, in {best.result.flash_requests_per_token:,.0f} requests per "
+                   f"token; dense reads {mb(d, 'device')} MB in "
+                   f"{d.result.flash_requests_per_token:,.0f}.")
     return out
+
+
+def mb(row: Row, what: str) -> str:
+    value = (row.result.flash_device_bytes_per_token if what == "device"
+             else row.result.flash_bytes_per_token)
+    return f"{value / 1e6:,.2f}"
+
+
+def phi3_summary(rows: list[Row], scope: str) -> list[str]:
+    """Per DRAM point, the fastest dip_ra weight against dense streaming and DIP-CA."""
+    points = list(dict.fromkeys(r.dram for r in rows))
+    by = {(r.dram, r.method, r.weight): r for r in rows}
+    lines, wins = [], 0
+    for point in points:
+        d, ca = by[(point, "dense", None)], by[(point, "dip_ca", None)]
+        best = max((r for r in rows if r.dram == point and r.method == "dip_ra"),
+                   key=lambda r: r.tps)
+        wins += best.tps > d.tps
+        word = "faster" if best.tps > ca.tps else "not faster"
+        lines.append(f"- {point}: the fastest dip_ra (weight {best.weight:g}) makes "
+                     f"{best.tps:.2f} tokens/s, {best.tps / d.tps:.2f}x dense streaming "
+                     f"({d.tps:.2f}) and {best.tps / ca.tps:.2f}x DIP-CA ({ca.tps:.2f}: "
+                     f"{word} than DIP-CA); device {mb(best, 'device')} MB/token against "
+                     f"DIP-CA's {mb(ca, 'device')} MB.")
+    others = {m: sum(by[(p, m, None)].tps > by[(p, "dense", None)].tps for p in points)
+              for m in ("dip", "dip_ca")}
+    head = (f"**{scope}: dip_ra overtakes dense streaming at {wins} of {len(points)} DRAM "
+            f"points** (DIP at {others['dip']}, DIP-CA at {others['dip_ca']}).")
+    return [head] + lines
+
+
+def eval_times(data: Path) -> str:
+    """Mean evaluation seconds of DIP-CA's and dip_ra's runs (loaded shared machine)."""
+    def mean(names: list[str]) -> float:
+        return float(np.mean([json.loads((data / n / "results.json").read_text())["eval_s"]
+                              for n in names]))
+    ca = mean([f"dip_ca_{mb}MB" for mb in DRAM_MB])
+    ra = mean([ra_name(w, mb) for w in WEIGHTS for mb in DRAM_MB])
+    return (f"Evaluation time per run ({WINDOWS} windows, shared and loaded 2-core machine): "
+            f"DIP-CA {ca:.0f} s, dip_ra {ra:.0f} s on average ({ra / ca:.1f}x).")
 
 
 # ------------------------------------------------------------------ the figure
 def figure(rows: list[Row], path: Path) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter
 
     fig = Figure(figsize=(8.5, 5.5))
     FigureCanvasAgg(fig)
@@ -255,6 +291,8 @@ def figure(rows: list[Row], path: Path) -> None:
             ax.annotate(r.dram, (r.perplexity, r.tps), textcoords="offset points",
                         xytext=(6, -3), fontsize=7, color="#444444")
     ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.set_xlabel("perplexity (held-out plays; log scale)")
     ax.set_ylabel("tokens/s (memsim, flagship)")
     ax.set_title("SmolLM2-135M, DRAM " + ", ".join(points) + " (marker grows with DRAM)",
@@ -321,16 +359,15 @@ def phi3_rows(data: Path) -> tuple[list[Row], list[str]]:
                 trace = calibrated(data, source)
                 if method == "dense":
                     label, r = "dense streaming (LRU cache)", simulate(hw, None, trace)
-                elif method == "dip_ra":
-                    label = f"dip_ra, weight {weight:g} (identity, gap 0 KiB)"
-                    r = simulate(hw, None, trace)
-                else:
+                else:  # its masks were not chosen for these pages: every method's best gap
                     best = None
                     for gap in (0.0, 4.0):
                         res = simulate(with_access(hw, None, gap), None, trace)
                         if best is None or res.tokens_per_s > best[1].tokens_per_s:
                             best = (f"identity, gap {gap:g} KiB", res)
-                    label, r = f"{'DIP' if method == 'dip' else 'DIP-CA'} ({best[0]})", best[1]
+                    name = (f"dip_ra, weight {weight:g}" if method == "dip_ra"
+                            else {"dip": "DIP", "dip_ca": "DIP-CA"}[method])
+                    label, r = f"{name} ({best[0]})", best[1]
                 rows.append(Row(method, label, point, None, r, weight))
     return rows, notes
 
@@ -363,9 +400,8 @@ def main() -> None:
             + " / ".join(f"{g:g}" for g in dict.fromkeys(g for _, g in ACCESS)) + " KiB (the "
             "frequency layout built on 4 windows of other plays). `vs dense`: tokens/s over "
             "dense streaming's at the same DRAM.", ""]
-    body += table(smol) + [""] + verdict(smol, "SmolLM2, flagship, DRAM "
-                                         + "-".join(str(m) for m in (DRAM_MB[0], DRAM_MB[-1]))
-                                         + " MB") + [""]
+    scope = "SmolLM2, flagship, DRAM " + ", ".join(str(m) for m in DRAM_MB) + " MB"
+    body += table(smol) + [""] + verdict(smol, scope) + ["", eval_times(args.data), ""]
     body += ["## Throughput against perplexity", "", f"![throughput vs perplexity]({FIGURE})",
              "", "Each series is one line through its DRAM sizes (the marker grows with the DRAM; "
              "the dense points are labelled with theirs).", ""]
@@ -376,13 +412,13 @@ def main() -> None:
              "per-token persistence ([calibrated_traces.md](calibrated_traces.md)); it does not "
              "keep which columns share a flash page, so dip_ra's request-aware choice at "
              "SmolLM2's page geometry is carried over only through those statistics (its higher "
-             "hit rates and reuse), not re-made for Phi-3-Medium's pages. No perplexity: "
-             "the masks are synthetic.", ""]
+             "hit rates and reuse), not re-made for Phi-3-Medium's pages; every method is "
+             "shown at its best merge gap (0 / 4 KiB, model order). No perplexity: the masks "
+             "are synthetic.", ""]
     body += table(phi3) + [""]
     for preset in PHI3_PRESETS:
         sel = [r for r in phi3 if r.dram.startswith(preset)]
-        body += verdict(sel, f"Phi-3-Medium (synthetic), {preset}", with_perplexity=False)
-        body += [""]
+        body += phi3_summary(sel, f"Phi-3-Medium (synthetic), {preset}") + [""]
     atomic_write_text(args.out, head + "\n".join(body) + "\n")
     print(f"wrote {args.out} and {args.out.parent / FIGURE} ({minutes:.1f} min)")
 
