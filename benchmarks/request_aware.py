@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+from flash_layout_study import capacity_for, with_dram  # same folder: the same DRAM points
 
 from memsim import load_hw, load_model_shape, simulate
 from memsim.core.files import atomic_write_text, atomic_write_with
@@ -73,10 +74,6 @@ def hw_file(data: Path, mb: int) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(path, yaml.safe_dump(to_plain(hw), sort_keys=False))
     return path
-
-
-def with_dram(hw, capacity_GB: float):
-    return dataclasses.replace(hw, dram=dataclasses.replace(hw.dram, capacity_GB=capacity_GB))
 
 
 def with_access(hw, layout: str | None, gap_KiB: float):
@@ -305,28 +302,14 @@ def figure(rows: list[Row], path: Path) -> None:
 
 
 # ------------------------------------------------------------------ Phi-3-Medium
-def capacity_for(hw, model, fraction: float, kv_tokens: float) -> float:
-    """DRAM capacity_GB whose cache budget holds `fraction` of the MLP."""
-    L, H, I = model.num_hidden_layers, model.hidden_size, model.intermediate_size
-    groups = [MaskGroup.from_mask("up_gate", np.zeros((1, L, H), bool), I, 2, "up"),
-              MaskGroup.from_mask("down", np.zeros((1, L, I), bool), H, 1, "down")]
-    mlp = L * 3 * H * I * hw.precision.mlp_bits / 8
-    lo, hi = 0.0, 64.0
-    for _ in range(60):
-        mid = (lo + hi) / 2
-        plan = plan_dram(with_dram(hw, mid), model, groups, kv_tokens)
-        lo, hi = (mid, hi) if plan.cache_budget_bytes < fraction * mlp else (lo, mid)
-    return hi
-
-
 def cache_share(mb: int) -> float:
     """Share of SmolLM2's MLP the flagship's cache holds at `mb` MB (256-token windows)."""
     model, hw = load_model_shape("smollm2-135m"), with_dram(load_hw("flagship"), mb / 1e3)
     L, H, I = model.num_hidden_layers, model.hidden_size, model.intermediate_size
     groups = [MaskGroup.from_mask("up_gate", np.zeros((1, L, H), bool), I, 2, "up"),
               MaskGroup.from_mask("down", np.zeros((1, L, I), bool), H, 1, "down")]
-    return plan_dram(hw, model, groups, WINDOW_LEN).cache_budget_bytes / (
-        L * 3 * H * I * hw.precision.mlp_bits / 8)
+    mlp_bytes = L * 3 * H * I * hw.precision.mlp_bits / 8
+    return plan_dram(hw, model, groups, WINDOW_LEN).cache_budget_bytes / mlp_bytes
 
 
 def calibrated(data: Path, source: str) -> Trace:

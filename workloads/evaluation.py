@@ -221,7 +221,8 @@ def cache_params_from_hw(config: EvalConfig, loaded: LoadedModel) -> dict:
     if config.method == "dip_ra" and params.get("flash_hw") is not None:
         clash.append("flash_hw")
     if clash:
-        raise ConfigError("--hw sets the cache policy and capacities; drop this parameter",
+        raise ConfigError("--hw sets the cache policy and capacities (and dip_ra's flash); "
+                          "drop this parameter",
                           key_path=f"{config.method}.{clash[0]}",
                           allowed="hw or explicit cache params")
     from memsim.hw import load_hw

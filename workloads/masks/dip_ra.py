@@ -61,9 +61,14 @@ class DipRequestAware(DipCacheAware):
         super().__init__(params, shape)
         with user_input(key_path="dip_ra.flash_hw"):
             hw = load_hw(params.flash_hw)
-        with user_input(key_path="dip_ra.layout"):
+        try:
             self.placements: dict[str, ColumnPlacement] = dip_placements(hw, shape,
                                                                          params.layout)
+        except ConfigError as exc:  # a layout given as a parameter is told as that parameter
+            if params.layout is None:
+                raise
+            raise ConfigError(exc.message, source=exc.source, key_path="dip_ra.layout",
+                              allowed=exc.allowed) from None
         widths = {"up_gate": shape.hidden_size, "down": shape.intermediate_size}
         for g in GROUPS:
             if self.placements[g].num_columns != widths[g]:
