@@ -5,8 +5,8 @@ SmolLM2-135M, real masks: `memsim eval` runs on held-out plays (`--split test`, 
 256 tokens), flagship preset with DRAM 36-60 MB. DIP and dense do not depend on the DRAM (one
 trace each); DIP-CA and dip_ra read the cache, so each DRAM size has its own traces (dip_ra
 also prices reads on that phone's flash: model order, no merge gap). DIP and DIP-CA are shown
-at their best flash access (layout identity / frequency, built on 4 windows of other plays,
-x merge gap 0 / 4 KiB); dip_ra as it chose (the flash it was made for). Every figure is
+at their best flash access (layout identity / frequency / coactivation, built on 4 windows
+of other plays, x merge gap 0 / 4 KiB); dip_ra as it chose (the flash it was made for). Every figure is
 memsim's simulation of the trace (exact request counting), never the method's own estimate.
 Phi-3-Medium: calibrated traces (`memsim trace calibrate`, synthetic) made from the SmolLM2
 traces at the DRAM size whose cache holds about the same share of the MLP, flagship and
@@ -44,7 +44,8 @@ WEIGHTS = (1.0, 2.0, 3.0)
 GAMMA = 0.3  # DIP-CA's gamma in the demo (memsim/demo_sweep.yaml); dip_ra builds on it
 DENSITY = 0.5
 WINDOWS, WINDOW_LEN = 8, 256
-ACCESS = [(layout, gap) for layout in ("identity", "frequency") for gap in (0.0, 4.0)]
+LAYOUTS = ("identity", "frequency", "coactivation")
+ACCESS = [(layout, gap) for layout in LAYOUTS for gap in (0.0, 4.0)]
 PHI3_FRACTIONS = (0.3, 0.6)  # cache share of the MLP at Phi-3-Medium shapes
 PHI3_PRESETS = ("flagship", "midrange")
 FIGURE = "figures/request_aware_throughput_vs_perplexity.png"
@@ -101,13 +102,16 @@ def make_traces(data: Path) -> None:
 
 
 def layouts(data: Path) -> dict[str, str | None]:
-    """identity (None) and a frequency layout built on DIP's train-split trace."""
-    path = data / "layouts" / "frequency.npz"
-    if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        trace_path = data / "dip_train" / "trace.npz"
-        build_layout(Trace.load(trace_path), "frequency", trace_path=str(trace_path)).save(path)
-    return {"identity": None, "frequency": str(path)}
+    """identity (None) and the other layouts, built on DIP's train-split trace."""
+    out: dict[str, str | None] = {"identity": None}
+    trace_path = data / "dip_train" / "trace.npz"
+    for method in LAYOUTS[1:]:
+        path = data / "layouts" / f"{method}.npz"
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            build_layout(Trace.load(trace_path), method, trace_path=str(trace_path)).save(path)
+        out[method] = str(path)
+    return out
 
 
 def perplexity(folder: Path) -> float:
@@ -381,7 +385,7 @@ def main() -> None:
             + ", ".join(f"{w:g}" for w in WEIGHTS) + ". DIP and DIP-CA at their best flash "
             "access: layout " + " / ".join(dict.fromkeys(a for a, _ in ACCESS)) + " x merge gap "
             + " / ".join(f"{g:g}" for g in dict.fromkeys(g for _, g in ACCESS)) + " KiB (the "
-            "frequency layout built on 4 windows of other plays). `vs dense`: tokens/s over "
+            "layouts built on 4 windows of other plays). `vs dense`: tokens/s over "
             "dense streaming's at the same DRAM.", ""]
     scope = "SmolLM2, flagship, DRAM " + ", ".join(str(m) for m in DRAM_MB) + " MB"
     body += table(smol) + [""] + verdict(smol, scope) + ["", eval_times(args.data), ""]
