@@ -40,7 +40,7 @@ from memsim.traces import MaskGroup, Trace
 ROOT = Path(__file__).resolve().parent.parent
 MARKER = "<!-- everything below is written by benchmarks/request_aware.py -->"
 DRAM_MB = (36, 42, 48, 54, 60)
-WEIGHTS = (1.0, 2.0, 3.0)
+WEIGHTS = (0.5, 1.0, 2.0)
 GAMMA = 0.3  # DIP-CA's gamma in the demo (memsim/demo_sweep.yaml); dip_ra builds on it
 DENSITY = 0.5
 WINDOWS, WINDOW_LEN = 8, 256

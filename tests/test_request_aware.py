@@ -97,14 +97,13 @@ def test_estimate_of_known_sets():
 
 
 # ------------------------------------------------------------ the selection itself
-def _select(scores, cached, first, last, k, weight, *, gap=0, short=3, floor=4e-6, cell=1e-6,
-            latency=1e-4):
+def _select(scores, cached, first, last, k, weight, *, gap=0, short=3, floor=4e-6, cell=1e-6):
     first, last = np.asarray(first, np.int64), np.asarray(last, np.int64)
     by_cell, starts = columns_by_cell(first, last, int(last.max()) + 1)
     out = np.zeros(len(scores), bool)
     chosen = request_aware_select(np.asarray(scores, float), np.asarray(cached, bool), first,
                                   last, by_cell, starts, k, int((last - first).max()) + 1, gap,
-                                  short, floor, cell, True, latency, 1, float(weight), out)
+                                  short, floor, cell, True, float(weight), out)
     return chosen, out
 
 
@@ -152,7 +151,7 @@ def test_a_higher_weight_buys_cheaper_reads_for_less_score():
             out = np.zeros(N, bool)
             if not request_aware_select(scores, cached, first, last, by_cell, starts, k, 2,
                                         p.gap_cells, p.short_cells, p.request_s, p.cell_s, True,
-                                        p.latency_s, p.regions, weight, out):
+                                        weight, out):
                 out = np.zeros(N, bool)
                 out[np.argsort(-scores, kind="stable")[:k]] = True
             assert out.sum() == k

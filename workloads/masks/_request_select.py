@@ -1,23 +1,25 @@
 """Which flash pages to read for one token's columns: a greedy pass over page ranges.
 
 The problem (docs/request_aware.md): choose k of N columns to maximise the summed scores of
-the kept columns minus `weight` x sigma x (flash time / time of a lone one-page request).
+the kept columns minus `weight` x sigma x (request time / time of a lone one-page request).
 Cached columns cost nothing; sigma is the k-th largest score (the marginal column's); the
-flash time is what memsim charges the transfer (memsim.sim.request_estimate): the latency
-once if anything is read, per request max(floor, pages x per-page time) (the floor up to
-`short` pages), runs of pages at most `gap` pages apart read as one request with the gap.
+request time is what memsim charges the transfer's requests (memsim.sim.request_estimate):
+per request max(floor, pages x per-page time) (the floor up to `short` pages), runs of pages
+at most `gap` pages apart read as one request with the gap. The transfer's latency (once if
+anything is read) is left out: a fixed cost makes the choice all-or-nothing (read nothing
+once the cache holds k columns, so the cache, and the mask, freeze; docs/request_aware.md).
 
 The pass: start from the cached columns; repeatedly read the range of at most `span_max`
 adjacent pages ("cells"; a column's slot may straddle two, a large bundle spans several)
 with the best net gain: the worth of the columns it makes readable (those whose every cell
 is then read, gaps read through included) minus weight x sigma x the increase of the
-transfer's flash time. A column's worth is its score while fewer than k columns are
+transfer's request time. A column's worth is its score while fewer than k columns are
 readable, then its score above the k-th best readable one (what it would displace). Stop
 when k columns are readable and no range gains. Keep the top k readable columns.
 
 What that buys: a page already read (or inside a gap read through) costs nothing; a page
 next to a request extends it (free up to `short` pages, then per page); a lone page opens a
-request (the floor); the first opens the transfer (the latency). What it ignores: a range is
+request (the floor). What it ignores: a range is
 judged alone (greedy, not a global optimum); a page read early for columns that later fall
 below the k-th best stays read only if it keeps one (the estimate of the chosen mask, not of
 the plan, is what is reported). weight 0 is never run here: the caller takes the plain top k
@@ -85,18 +87,16 @@ def _requests(read: np.ndarray, gap: int, short: int, floor: float, cell: float,
 
 
 @kernel
-def _added_time(f: int, l: int, num_requests: int, gap: int, short: int, floor: float,
-                cell: float, paged: bool, latency: float, start: np.ndarray, end: np.ndarray,
-                csum: np.ndarray, req_of: np.ndarray, next_read: np.ndarray,
-                prev_read: np.ndarray) -> float:
-    """Increase of the transfer's time (one region) when cells f..l are read too: the
-    requests within `gap` + 1 cells of the range join it into one request."""
+def _added_time(f: int, l: int, gap: int, short: int, floor: float, cell: float, paged: bool,
+                start: np.ndarray, end: np.ndarray, csum: np.ndarray, req_of: np.ndarray,
+                next_read: np.ndarray, prev_read: np.ndarray) -> float:
+    """Increase of the transfer's request time (one region) when cells f..l are read too:
+    the requests within `gap` + 1 cells of the range join it into one request."""
     U = next_read.shape[0]
     lo, hi = max(0, f - gap - 1), min(U - 1, l + gap + 1)
     x = next_read[lo]
     if x > hi:  # a request of its own
-        extra = latency if num_requests == 0 else 0.0
-        return extra + _request_cost(l - f + 1, short, floor, cell, paged)
+        return _request_cost(l - f + 1, short, floor, cell, paged)
     i, j = req_of[x], req_of[prev_read[hi]]
     a, b = min(f, start[i]), max(l, end[j])
     return _request_cost(b - a + 1, short, floor, cell, paged) - (csum[j + 1] - csum[i])
@@ -105,10 +105,9 @@ def _added_time(f: int, l: int, num_requests: int, gap: int, short: int, floor: 
 @kernel
 def _net(f: int, l: int, scores: np.ndarray, avail: np.ndarray, first: np.ndarray,
          last: np.ndarray, by_cell: np.ndarray, cell_start: np.ndarray, read: np.ndarray,
-         tau: float, tiny: float, scale: float, num_requests: int, gap: int, short: int,
-         floor: float, cell: float, paged: bool, latency: float, start: np.ndarray,
-         end: np.ndarray, csum: np.ndarray, req_of: np.ndarray, next_read: np.ndarray,
-         prev_read: np.ndarray) -> float:
+         tau: float, tiny: float, scale: float, gap: int, short: int, floor: float,
+         cell: float, paged: bool, start: np.ndarray, end: np.ndarray, csum: np.ndarray,
+         req_of: np.ndarray, next_read: np.ndarray, prev_read: np.ndarray) -> float:
     """Net gain of reading cells f..l (unread at both ends): the worth above tau of the
     unreadable columns whose unread cells all lie in the range, minus scale x the added
     time; -inf when it brings nothing (`tiny`: a positive floor against rounding)."""
@@ -129,16 +128,15 @@ def _net(f: int, l: int, scores: np.ndarray, avail: np.ndarray, first: np.ndarra
                 gain += scores[c] - tau
     if gain <= tiny:
         return -np.inf
-    return gain - scale * _added_time(f, l, num_requests, gap, short, floor, cell, paged,
-                                      latency, start, end, csum, req_of, next_read, prev_read)
+    return gain - scale * _added_time(f, l, gap, short, floor, cell, paged, start, end, csum,
+                                      req_of, next_read, prev_read)
 
 
 @kernel
 def request_aware_select(scores: np.ndarray, cached: np.ndarray, first: np.ndarray,
                          last: np.ndarray, by_cell: np.ndarray, cell_start: np.ndarray,
                          k: int, span_max: int, gap: int, short: int, floor: float,
-                         cell: float, paged: bool, latency: float, regions: int,
-                         weight: float, out: np.ndarray) -> bool:
+                         cell: float, paged: bool, weight: float, out: np.ndarray) -> bool:
     """out = a request-aware choice of k columns (scores (N,) >= 0, cached (N,), first/last
     (N,) cells of each column's slot; by_cell[cell_start[u]:cell_start[u+1]]: the columns
     touching cell u). Returns False, leaving `out` unset, when the plain top k is the
@@ -158,7 +156,6 @@ def request_aware_select(scores: np.ndarray, cached: np.ndarray, first: np.ndarr
     if not sigma > 0 or unit <= 0:
         return False
     scale = weight * sigma / unit
-    lat = latency / regions  # the time is per region; the latency is paid once
     tiny = 1e-9 * sigma
     read = np.zeros(U, np.bool_)
     was_read = np.zeros(U, np.bool_)
@@ -169,7 +166,6 @@ def request_aware_select(scores: np.ndarray, cached: np.ndarray, first: np.ndarr
                                     np.full(U, -1, np.int64))
     net = np.full((U, span_max), -np.inf)  # net gain of reading cells [f, f+s]
     fresh = np.zeros((U, span_max), np.bool_)  # computed at the current tau
-    num_requests = 0
     count = 0  # readable columns
     for c in range(N):
         count += avail[c]
@@ -180,8 +176,8 @@ def request_aware_select(scores: np.ndarray, cached: np.ndarray, first: np.ndarr
             for s in range(span_max):
                 net[f, s] = -np.inf if f + s >= U else _net(
                     f, f + s, scores, avail, first, last, by_cell, cell_start, read, tau,
-                    tiny, scale, num_requests, gap, short, floor, cell, paged, lat, start,
-                    end, csum, req_of, next_read, prev_read)
+                    tiny, scale, gap, short, floor, cell, paged, start, end, csum, req_of,
+                    next_read, prev_read)
                 fresh[f, s] = True
         while True:  # lazy: the best net gain, recomputed until it is fresh
             flat = int(np.argmax(net))
@@ -190,8 +186,8 @@ def request_aware_select(scores: np.ndarray, cached: np.ndarray, first: np.ndarr
                 break
             net[best_f, best_s] = _net(
                 best_f, best_f + best_s, scores, avail, first, last, by_cell, cell_start,
-                read, tau, tiny, scale, num_requests, gap, short, floor, cell, paged, lat,
-                start, end, csum, req_of, next_read, prev_read)
+                read, tau, tiny, scale, gap, short, floor, cell, paged, start, end, csum,
+                req_of, next_read, prev_read)
             fresh[best_f, best_s] = True
         best = net[best_f, best_s]
         if best == -np.inf or (count >= k and best <= 0):
@@ -199,9 +195,8 @@ def request_aware_select(scores: np.ndarray, cached: np.ndarray, first: np.ndarr
         # read the range; update requests and readable columns
         was_read[:] = read
         read[best_f:best_f + best_s + 1] = True
-        had = num_requests
-        num_requests = _requests(read, gap, short, floor, cell, paged, start, end, csum,
-                                 req_of, next_read, prev_read)
+        _requests(read, gap, short, floor, cell, paged, start, end, csum, req_of, next_read,
+                  prev_read)
         r = req_of[best_f]
         a, b = start[r], end[r]  # the request now holding the range
         for u in range(a, b + 1):
@@ -226,7 +221,7 @@ def request_aware_select(scores: np.ndarray, cached: np.ndarray, first: np.ndarr
                 tau = new_tau
                 fresh[:, :] = False
         net[max(a - span_max + 1, 0):b + 1, :] = -np.inf  # ranges on read cells
-        lo, hi = (0, U - 1) if had == 0 else (a - gap - span_max, b + gap + 1)
+        lo, hi = a - gap - span_max, b + gap + 1
     out[:] = False
     kept = 0
     for i in range(N):  # top k of the readable, ties to the lower index

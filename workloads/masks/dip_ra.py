@@ -2,16 +2,16 @@
 
 Per token, layer and group the budget is DIP's (k columns, the same density). Scores are
 DIP-CA's (|x| or |h|, uncached unprotected ones scaled by gamma). The selection maximises
-the kept scores minus `request_weight` x sigma x (flash time of the misses / time of a lone
+the kept scores minus `request_weight` x sigma x (request time of the misses / time of a lone
 one-page request), sigma being the k-th largest score: at weight w, a read that costs as much
-as one lone page must bring about w marginal columns' worth of score. The flash time is what
-memsim charges the transfer (memsim.sim.request_estimate, from the `--hw` flash and the
-`--layout` order): the latency once if anything is read, per request the floor up to a few
-pages and then time per page, runs at most `flash.merge_gap_KiB` apart read as one request.
-A column on a page already read, or inside a gap read through, is free; one that opens a
-request is dear. The search is _request_select.py's (exact DP over pages for a threshold,
-binary search on the threshold); docs/request_aware.md says what it optimises and why.
-request_weight 0 is DIP-CA exactly, and gamma 1 as well is DIP.
+as one lone page must bring about w marginal columns' worth of score. The request time is
+what memsim charges the transfer's requests (memsim.sim.request_estimate, from the `--hw`
+flash and the `--layout` order): per request the floor up to a few pages and then time per
+page, runs at most `flash.merge_gap_KiB` apart read as one request (the transfer's fixed
+latency is left out, docs/request_aware.md says why). A column on a page already read, or
+inside a gap read through, is free; one that opens a request is dear. The search is
+_request_select.py's (a greedy pass over page ranges); docs/request_aware.md says what it
+optimises and why. request_weight 0 is DIP-CA exactly, and gamma 1 as well is DIP.
 
 The cache state is DIP-CA's (memsim's torch-free policies, one per layer and group, updated
 with each token's mask), so the hits and misses seen here are what memsim's replay of the
@@ -117,7 +117,7 @@ class DipRequestAware(DipCacheAware):
             if not request_aware_select(reweighted.astype(np.float64), resident, first, last,
                                         by_cell, cell_start, k, self._span_max[group],
                                         p.gap_cells, p.short_cells, p.request_s, p.cell_s,
-                                        p.is_paged, p.latency_s, p.regions, weight, masks[t]):
+                                        p.is_paged, weight, masks[t]):
                 masks[t] = topk_row(reweighted, k)  # weight 0: DIP-CA's choice
             hits[t] = policy.access(masks[t])
         return masks, hits
