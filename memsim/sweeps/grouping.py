@@ -23,9 +23,9 @@ from memsim.core.units import ByteUnit, byte_unit
 from memsim.sweeps.table import Table
 
 DRAM_COLUMN = "capacity_GB"
-METHOD_ORDER = ("dense", "glu", "cats", "dip", "dip_ca")
+METHOD_ORDER = ("dense", "glu", "cats", "dip", "dip_ca", "dip_ra")
 METHOD_LABELS = {"dense": "Dense", "glu": "GLU pruning", "cats": "CATS", "dip": "DIP",
-                 "dip_ca": "DIP-CA"}
+                 "dip_ca": "DIP-CA", "dip_ra": "DIP-RA"}
 CACHE_ORDER = ("none", "lru", "lfu", "belady")
 CACHE_LABELS = {"none": "no cache", "lru": "LRU", "lfu": "LFU", "belady": "Belady"}
 ORACLE_CACHES = ("belady",)  # know the future: upper bounds, never on a Pareto front

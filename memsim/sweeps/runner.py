@@ -325,7 +325,7 @@ def table_row(point: SweepPoint, result, figures: dict, folder: str, trace_folde
     row = {"point_id": point.point_id, "hw_name": result.hw_name, "model": s.model,
            "method": s.method, "density": s.density, "capacity_GB": point.hw.dram.capacity_GB,
            "cache_impl": point.hw.cache.impl,
-           "gamma": s.dip_ca.gamma if s.method == "dip_ca" else math.nan,
+           "gamma": s.dip_ca.gamma if s.method in ("dip_ca", "dip_ra") else math.nan,
            "adapter": "" if s.adapter == "none" else s.adapter,
            "perplexity": _nan(figures.get("perplexity")),
            "trace_source": figures.get("trace_source", ""), "mode": s.mode}
@@ -357,7 +357,9 @@ def _axis_columns(point: SweepPoint) -> dict:
 
 def _axis_value(point: SweepPoint, axis: str, value):
     """The value an axis had at this point, blank where the method ignores it."""
-    if axis.startswith("dip_ca.") and point.spec.method != "dip_ca":
+    if axis.startswith("dip_ca.") and point.spec.method not in ("dip_ca", "dip_ra"):
+        return None
+    if axis.startswith("dip_ra.") and point.spec.method != "dip_ra":
         return None
     if axis == "density":
         return point.spec.density  # 1.0 for dense, which reads every column

@@ -56,7 +56,8 @@ from memsim.sweeps.best_of import (
     is_search,
 )
 
-METHODS = ("dense", "glu", "cats", "dip", "dip_ca")  # workloads/masks registers these
+METHODS = ("dense", "glu", "cats", "dip", "dip_ca", "dip_ra")  # workloads/masks registers these
+CACHE_AWARE = ("dip_ca", "dip_ra")  # masks that read the live cache (dip_ra: and the flash)
 SYNTHETIC_METHODS = ("dense", "dip")
 SHORT_AXES = {"cache.": "hw.cache."}  # `cache.impl` == `hw.cache.impl`
 # Models a real forward pass loads by name (workloads/model.py's DEFAULT_MODEL); any other
@@ -94,6 +95,15 @@ class DipCaSpec:
     warm_up: bool = spec("ramp gamma in over the first tokens", default=False)
 
 
+@dataclass(frozen=True, kw_only=True)
+class DipRaSpec:
+    """Request-aware DIP parameters (docs/request_aware.md); it also takes dip_ca's."""
+
+    request_weight: float = spec("flash cost weight: a read costing one lone page must bring "
+                                 "this many marginal columns' score (0 = DIP-CA)", default=1.0,
+                                 ge=0)
+
+
 LAYOUT_CHOICES = ("none", *LAYOUT_METHODS.names())  # memsim/hw/layouts/, one file each
 
 
@@ -117,7 +127,8 @@ class PointSpec:
     trace: TraceSpec = spec("mask source", default=TraceSpec())
     method: str = spec("masking method", default="dip", choices=METHODS)
     density: float = spec("target MLP density", default=0.5, gt=0, le=1)
-    dip_ca: DipCaSpec = spec("DIP-CA parameters", default=DipCaSpec())
+    dip_ca: DipCaSpec = spec("DIP-CA parameters (dip_ra too)", default=DipCaSpec())
+    dip_ra: DipRaSpec = spec("request-aware DIP parameters", default=DipRaSpec())
     adapter: str = spec("LoRA adapter folder, or `none`", default="none")
     mode: str = spec("simulation mode", default="event", choices=("event", "analytic"))
     layout: LayoutSpec = spec("flash layout built from calibration windows", default=LayoutSpec())
@@ -150,9 +161,11 @@ class SweepPoint:
         if s.method == "dense":
             return {}
         params = {"density": s.density}
-        if s.method == "dip_ca":
+        if s.method in CACHE_AWARE:
             params.update(gamma=s.dip_ca.gamma, fixed_top_n=s.dip_ca.fixed_top_n,
                           warm_up=s.dip_ca.warm_up)
+        if s.method == "dip_ra":
+            params.update(request_weight=s.dip_ra.request_weight)
         return params
 
 
@@ -445,8 +458,10 @@ def dense_streaming_hw(hw: HardwareConfig) -> HardwareConfig:
 
 def _normalised(point: PointSpec) -> PointSpec:
     """Drop parameters the method ignores, so equal workloads hash equal."""
-    if point.method != "dip_ca":
+    if point.method not in CACHE_AWARE:
         point = dataclasses.replace(point, dip_ca=DipCaSpec())
+    if point.method != "dip_ra":
+        point = dataclasses.replace(point, dip_ra=DipRaSpec())
     if point.method == "dense":
         point = dataclasses.replace(point, density=1.0, layout=LayoutSpec())
     if point.layout.method == "none":
@@ -515,7 +530,7 @@ def require_points(sweep: SweepSpec, points: list[SweepPoint],
 def invalid_reason(point: SweepPoint) -> str | None:
     """Why a point makes no sense, or None (Vidur's `is_valid`, with the reason said)."""
     method, policy = point.spec.method, point.hw.cache.impl
-    if method == "dip_ca" and _is_offline(policy):
+    if method in CACHE_AWARE and _is_offline(policy):
         return (f"cache-aware masking reads the live cache state; {policy} is an offline "
                 "oracle that needs the future masks")
     if method in DENSE_READ_FLOOR:
@@ -536,6 +551,10 @@ def invalid_reason(point: SweepPoint) -> str | None:
         return "layout.method builds a layout from calibration windows of a model trace " \
                "(trace.source: model); for synthetic traces build one with `memsim layout " \
                "build` and give it as hw.flash.layout"
+    if layout.method != "none" and method == "dip_ra":
+        return "dip_ra chooses its masks for the flash layout, and a layout built inside the " \
+               "sweep does not exist when its trace is made: build one with `memsim layout " \
+               "build` and give it as hw.flash.layout"
     if layout.method != "none" and layout.split == (point.spec.trace.split or "test"):
         return f"layout.split {layout.split!r} is the evaluated split: calibration windows " \
                "must be disjoint from the evaluated ones"
@@ -544,8 +563,10 @@ def invalid_reason(point: SweepPoint) -> str | None:
 
 def _duplicate_reason(point: SweepPoint, values: dict, first: dict) -> str:
     method, why = point.spec.method, []
-    if method != "dip_ca" and any(k.startswith("dip_ca.") for k in values):
+    if method not in CACHE_AWARE and any(k.startswith("dip_ca.") for k in values):
         why.append(f"dip_ca parameters do not apply to {method}")
+    if method != "dip_ra" and any(k.startswith("dip_ra.") for k in values):
+        why.append(f"dip_ra parameters do not apply to {method}")
     if method == "dense" and "density" in values:
         why.append("dense reads every column: density does not apply")
     if method == "dense" and any(isinstance(v, dict) or k.startswith(("layout.", "hw.flash.",

@@ -2,7 +2,8 @@
 
 A trace that does not depend on the hardware (every method but DIP-CA) is made once per
 (model, corpus, windows, method, parameters) and replayed for every cache size; DIP-CA's
-masks read the cache, so its trace key includes the cache policy and capacities.
+masks read the cache, so its trace key includes the cache policy and capacities (dip_ra's
+also the flash it prices reads on).
 `model` is the one place memsim reaches into workloads/ (and so torch): lazily, inside the
 task, only when a sweep asks for a real forward pass.
 """
@@ -31,9 +32,11 @@ def trace_job(point: SweepPoint) -> dict:
     s = point.spec
     job = {"model": s.model, "trace": _plain(s.trace), "method": s.method,
            "params": point.method_params, "adapter": s.adapter}
-    if s.method == "dip_ca":  # masks depend on the live cache: policy + capacities
+    if s.method in ("dip_ca", "dip_ra"):  # masks depend on the live cache: policy + capacities
         job["cache"] = {"policy": point.hw.cache.impl,
                         "capacities": _dip_ca_capacities(point)}
+    if s.method == "dip_ra":  # and on the flash: pages, merge gap, request costs, layout
+        job["flash"] = _plain(point.hw.flash)
     return job
 
 
@@ -111,7 +114,7 @@ def _from_model(job: dict, out: Path, hw_plain: dict) -> dict:
     from workloads.sweep_task import evaluate_for_sweep  # torch: only in this task
 
     hw_path = None
-    if "cache" in job:  # DIP-CA sizes its caches from the point's hardware
+    if "cache" in job:  # DIP-CA / dip_ra size their caches (dip_ra: its flash) from the hw
         hw_path = out / HW_FILE
         atomic_write_text(hw_path, yaml.safe_dump(hw_plain, sort_keys=False))
     return evaluate_for_sweep(job, out, hw_path)

@@ -94,16 +94,16 @@ class DipCacheAware(Dip):
     def __init__(self, params: DipCaParams, shape):
         super().__init__(params, shape)
         if params.mode != "topk":
-            raise ConfigError("cache-aware masking needs top-k", key_path="dip_ca.mode",
+            raise ConfigError("cache-aware masking needs top-k", key_path=f"{self.name}.mode",
                               allowed="topk")
-        policy_cls = POLICIES.get(params.cache_policy, key_path="dip_ca.cache_policy")
+        policy_cls = POLICIES.get(params.cache_policy, key_path=f"{self.name}.cache_policy")
         if policy_cls.is_offline:
             raise ConfigError(f"{params.cache_policy!r} is an offline oracle and cannot drive "
-                              "masking", key_path="dip_ca.cache_policy",
+                              "masking", key_path=f"{self.name}.cache_policy",
                               allowed=", ".join(n for n in POLICIES.names()
                                                 if not POLICIES.get(n).is_offline))
         widths = {"up_gate": shape.hidden_size, "down": shape.intermediate_size}
-        self.capacities = resolve_capacities(params, shape.num_hidden_layers, widths)
+        self.capacities = resolve_capacities(params, shape.num_hidden_layers, widths, self.name)
         self.policies = {g: [make_policy(params.cache_policy, widths[g], int(c))
                              for c in self.capacities[g]] for g in GROUPS}
         self.start_sequence()
@@ -153,27 +153,27 @@ class DipCacheAware(Dip):
         return out
 
 
-def resolve_capacities(params: DipCaParams, num_layers: int,
-                       widths: dict[str, int]) -> dict[str, np.ndarray]:
+def resolve_capacities(params: DipCaParams, num_layers: int, widths: dict[str, int],
+                       method: str = "dip_ca") -> dict[str, np.ndarray]:
     """(L,) int capacity per group: explicit counts, or cache_fraction of the columns."""
     explicit = {"up_gate": params.up_gate_capacity, "down": params.down_capacity}
     given = [g for g, v in explicit.items() if v is not None]
     if given and params.cache_fraction is not None:
         raise ConfigError("give cache_fraction or explicit capacities, not both",
-                          key_path="dip_ca.cache_fraction", allowed="one of the two")
+                          key_path=f"{method}.cache_fraction", allowed="one of the two")
     if given and len(given) != 2:
         missing = [f"{g}_capacity" for g in GROUPS if g not in given][0]
         raise ConfigError("up_gate_capacity and down_capacity go together",
-                          key_path=f"dip_ca.{missing}", allowed=COUNTS.allowed)
+                          key_path=f"{method}.{missing}", allowed=COUNTS.allowed)
     fraction = DEFAULT_CACHE_FRACTION if params.cache_fraction is None else params.cache_fraction
     out = {}
     for g in GROUPS:
         if given:
-            caps = per_layer(explicit[g], num_layers, f"dip_ca.{g}_capacity").astype(np.int64)
+            caps = per_layer(explicit[g], num_layers, f"{method}.{g}_capacity").astype(np.int64)
         else:
             caps = np.full(num_layers, int(fraction * widths[g]), np.int64)
         if caps.max() > widths[g]:
             raise ConfigError(f"capacity {int(caps.max())} exceeds the {widths[g]} columns",
-                              key_path=f"dip_ca.{g}_capacity", allowed=f"0..{widths[g]}")
+                              key_path=f"{method}.{g}_capacity", allowed=f"0..{widths[g]}")
         out[g] = caps
     return out

@@ -23,9 +23,10 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 from memsim.core.files import atomic_write_with
 from memsim.sweeps.figures.base import FigureData, Line, Panel
 
-METHOD_COLORS = {"dense": "#222222", "glu": "C1", "cats": "C2", "dip": "C3", "dip_ca": "C4"}
+METHOD_COLORS = {"dense": "#222222", "glu": "C1", "cats": "C2", "dip": "C3", "dip_ca": "C4",
+                 "dip_ra": "C0"}
 SPARE_COLORS = ("C0", "C5", "C6", "C8", "C9", "C7")  # methods added later, by name
-METHOD_MARKERS = {"dense": "o", "glu": "s", "cats": "^", "dip": "D", "dip_ca": "v"}
+METHOD_MARKERS = {"dense": "o", "glu": "s", "cats": "^", "dip": "D", "dip_ca": "v", "dip_ra": "P"}
 SPARE_MARKERS = "PXh*p<>"
 LINE_STYLES = ("-", "--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)))
 PART_COLORS = {"flash": "#d62728", "dram": "#1f77b4", "compute": "#2ca02c",
