@@ -26,12 +26,14 @@ def _one_load_one_kernel(T: int, load_s: float, kernel_s: float) -> StepCosts:
                      zero, zero, zero, zero, zero, zero, zero)
 
 
-def _run(costs: StepCosts, apps: list[BackgroundApp], hw):
+def _run(costs: StepCosts, apps: list[BackgroundApp], hw, phone_out: list | None = None):
     run = EventRun(prefetch=True, flash_dram_concurrent=True)
     stream = run.stream(costs)
     loads = [AppLoad(hw, app) for app in apps]
     run.run(stream.run(0, costs.flash_ahead_s.shape[0]),
             [load.run(run.env, run.phone) for load in loads])
+    if phone_out is not None:
+        phone_out.append(run.phone)
     return stream.times(), loads
 
 
@@ -48,6 +50,28 @@ def test_fixed_dram_bursts_at_a_fixed_rate_delay_decode_by_the_queueing_delay():
     np.testing.assert_allclose(times.start_s, [0.0, 2.0, 4.25, 6.5, 8.75, 11.0], rtol=1e-12)
     np.testing.assert_allclose(times.stall_s, [0.0] + [0.25] * 5, rtol=1e-12)
     assert load.bursts == 6  # 1.75, 4.0, 6.25, 8.5, 10.75, 13.0: all before the end, 13.25
+
+
+def test_the_longest_wait_is_the_decode_loads_queue_behind_the_bursts():
+    """The case above: every token's DRAM load waits 0.25 s between its issue (when its speed
+    is read) and its start; the bursts themselves find the bus idle; nothing waits on
+    flash or compute."""
+    hw = make_hw({"dram": {"read_bandwidth_GBps": 1.0}})
+    app = BackgroundApp(name="bursts", period_s=2.25, start_s=1.75, dram_MB=500.0)
+    phones: list = []
+    _run(_one_load_one_kernel(6, 1.0, 1.0), [app], hw, phones)
+    np.testing.assert_allclose(phones[0].wait_s, [0.0, 0.25, 0.0], rtol=1e-12, atol=1e-15)
+
+
+def test_an_app_burst_that_queues_behind_the_decode_counts_in_the_longest_wait():
+    """A 0.3 s DRAM burst issued at 0.5 s, while the token's 1 s load holds the bus, starts
+    at 1 s: it waited 0.5 s. The token's kernel, issued at 1 s, finds the unit idle."""
+    hw = make_hw({"dram": {"read_bandwidth_GBps": 1.0}})
+    app = BackgroundApp(name="late", period_s=100.0, start_s=0.5, dram_MB=300.0)
+    phones: list = []
+    times, _ = _run(_one_load_one_kernel(1, 1.0, 1.0), [app], hw, phones)
+    np.testing.assert_allclose(phones[0].wait_s, [0.0, 0.5, 0.0], rtol=1e-12, atol=1e-15)
+    assert times.time_s[0] == pytest.approx(2.0, rel=1e-12)  # the burst came after the load
 
 
 def test_bursts_that_end_before_the_next_load_cost_nothing():

@@ -90,6 +90,40 @@ def test_a_throttled_step_slows_every_transfer_and_kernel_by_its_scale():
     assert hot.per_token["speed_factor"][0] == 0.5
 
 
+def test_a_step_change_bounds_the_work_it_leaves_priced_at_the_old_speed():
+    """A phone just under the threshold, heated hard, crosses it at the first sample (0.37 s):
+    compute halves.
+    Compute work queued to 0.9 s was priced at full speed; at half speed it would take twice
+    as long: the bound is its 0.53 s beyond the change x (1 / 0.5 - 1). DRAM work queued to
+    2 s keeps its speed (no dram_scale): it adds nothing."""
+    env, phone = simpy.Environment(), Phone(True)
+    phone.compute.reserve(0.0, 0.5)  # in service at the change
+    phone.compute.reserve(0.0, 0.4)  # waiting: starts at 0.5, after the change
+    phone.dram.reserve(0.0, 2.0)
+    governor = Governor(_thermal(idle_power_W=100.0, initial_C=THRESHOLD - 0.1), phone)
+    env.process(governor.run(env))
+    env.run(until=PERIOD + 1e-9)
+    assert governor.level == 1 and governor.log.step_changes == 1
+    assert governor.log.queued_at_changes_s == pytest.approx(0.9 - PERIOD, rel=1e-12)
+    assert governor.log.repricing_bound_s == pytest.approx((0.9 - PERIOD) * 1.0, rel=1e-12)
+
+
+def test_a_heated_run_reports_its_step_changes_and_longest_waits():
+    """A phone that crosses the threshold while it decodes: the result carries the
+    governor's count of step changes (the tokens' levels show at most that many: changes
+    can fall in think time) and the longest waits; a plain run carries neither."""
+    hw = _heated_hw({"idle_power_W": 20.0})  # crosses 35 C at ~21 s of the ~39 s session
+    r = simulate(hw, TINY, random_trace(T=40, seed=3),
+                 session={"turns": [{"prompt_tokens": 4, "answer_tokens": 5, "think_s": 1.3}],
+                          "repeat": 30, "max_context_tokens": 512})
+    levels = np.asarray(r.per_token["throttle_level"])
+    assert r.throttle_step_changes >= np.count_nonzero(np.diff(levels)) >= 1
+    assert r.repricing_bound_s >= 0.0
+    assert set(r.longest_queue_wait_s) == {"flash", "dram", "compute"}
+    plain = simulate(make_hw(REFERENCE, capacity_for(0.4)), TINY, random_trace(T=8, seed=1))
+    assert plain.longest_queue_wait_s is None and plain.throttle_step_changes is None
+
+
 def test_governor_steps_up_at_thresholds_and_down_only_past_the_hysteresis():
     cfg = _thermal(steps=(ThrottleStep(above_C=40, compute_scale=0.8),
                           ThrottleStep(above_C=45, compute_scale=0.6)), hysteresis_C=2.0)

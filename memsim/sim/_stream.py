@@ -12,6 +12,8 @@ is not: every request is then queued in the order of its issue time, across all 
 which is what makes the coarse step exact (a foreign request issued at the same time as one
 of the stream's goes first). The speed of a resource (resources.py, set by the thermal
 governor) is read when a request is issued; the request's nominal duration is divided by it.
+The longest wait of any request between its issue and its start is kept per resource
+(`wait`, the phone's `wait_s`): how long a speed read at issue can be out of date.
 The energy of each request (its nominal duration x the token's power on that resource) is
 added to the phone's energy counter when it is issued.
 
@@ -55,18 +57,22 @@ def token_program(step_phase: tuple[int, ...], num_layers: int,
 
 
 @kernel
-def _request(timelines, queue_row, kind, at_s, nominal_s, speed, power_t, energy, busy):
-    """Issue one request of `nominal_s` at full speed on resource `kind`."""
+def _request(timelines, queue_row, kind, at_s, nominal_s, speed, power_t, energy, busy, wait):
+    """Issue one request of `nominal_s` at full speed on resource `kind`; `wait[kind]` keeps
+    the longest wait between issue and start."""
     if nominal_s <= 0.0:
         return at_s, at_s
     duration = nominal_s / speed[kind]
     energy[0] += nominal_s * power_t[kind]
     busy[kind] += duration
-    return reserve_on(timelines, queue_row, kind, at_s, duration)
+    start, end = reserve_on(timelines, queue_row, kind, at_s, duration)
+    if start - at_s > wait[kind]:
+        wait[kind] = start - at_s
+    return start, end
 
 
 @kernel
-def advance(timelines, flash_row, speed, energy, phone_state, power, ahead, demand, dram,
+def advance(timelines, flash_row, speed, energy, wait, phone_state, power, ahead, demand, dram,
             compute, head_flash, head_dram, head_compute, kinds, args, layers, prefetch,
             fs, ist, pending, split, busy, records, limit) -> int:
     """Run the stream's ops while their issue time is before `limit`; DONE when token
@@ -98,24 +104,24 @@ def advance(timelines, flash_row, speed, energy, phone_state, power, ahead, dema
             for s in range(S):
                 pending[s, 0], pending[s, 1] = _request(timelines, flash_row, FLASH, now,
                                                         ahead[t, 0, s], speed, p_t, energy,
-                                                        busy)
+                                                        busy, wait)
         elif kind == LOAD:
             s = args[pc]
             if prefetch:
                 f_start, f_end = _request(timelines, flash_row, FLASH, now, demand[t, layer, s],
-                                          speed, p_t, energy, busy)
+                                          speed, p_t, energy, busy, wait)
                 if pending[s, 1] > f_end:
                     f_start, f_end = pending[s, 0], pending[s, 1]
             else:
                 f_start, f_end = _request(timelines, flash_row, FLASH, now,
                                           demand[t, layer, s] + ahead[t, layer, s], speed, p_t,
-                                          energy, busy)
+                                          energy, busy, wait)
             d_start, d_end = _request(timelines, DRAM, DRAM, now, dram[t, layer, s], speed, p_t,
-                                      energy, busy)
+                                      energy, busy, wait)
             fs[NOW] = _attribute(now, f_start, f_end, d_start, d_end, split)
         elif kind == KERNEL:
             start, end = _request(timelines, COMPUTE, COMPUTE, now, compute[t, layer, args[pc]],
-                                  speed, p_t, energy, busy)
+                                  speed, p_t, energy, busy, wait)
             split[2] += end - start
             split[3] += start - now
             fs[KERNEL_START] = start
@@ -125,22 +131,23 @@ def advance(timelines, flash_row, speed, energy, phone_state, power, ahead, dema
                 for s in range(S):
                     pending[s, 0], pending[s, 1] = _request(
                         timelines, flash_row, FLASH, issue, ahead[t, layer + 1, s], speed, p_t,
-                        energy, busy)
+                        energy, busy, wait)
             else:
                 fs[HEAD_START], fs[HEAD_END] = _request(timelines, flash_row, FLASH, issue,
-                                                        head_flash[t], speed, p_t, energy, busy)
+                                                        head_flash[t], speed, p_t, energy,
+                                                        busy, wait)
         elif kind == HEAD_LOAD:
             if prefetch:
                 f_start, f_end = fs[HEAD_START], fs[HEAD_END]
             else:
                 f_start, f_end = _request(timelines, flash_row, FLASH, now, head_flash[t],
-                                          speed, p_t, energy, busy)
+                                          speed, p_t, energy, busy, wait)
             d_start, d_end = _request(timelines, DRAM, DRAM, now, head_dram[t], speed, p_t,
-                                      energy, busy)
+                                      energy, busy, wait)
             fs[NOW] = _attribute(now, f_start, f_end, d_start, d_end, split)
         else:  # HEAD_KERNEL: the token ends
             start, end = _request(timelines, COMPUTE, COMPUTE, now, head_compute[t], speed, p_t,
-                                  energy, busy)
+                                  energy, busy, wait)
             split[2] += end - start
             split[3] += start - now
             fs[NOW] = end

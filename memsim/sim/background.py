@@ -6,7 +6,8 @@ already there, resources.py) and does not wait for them (open loop: a camera del
 on time). Durations are the closed forms the decode stream uses (flash: the flash model's
 transfer time for `flash_requests` equal requests over the app's own bytes; DRAM: bytes /
 read bandwidth; compute: ops / the decode unit's rate), divided by the phone's current speed;
-their energy (per byte, per op) is charged when issued. The app's own power while on is
+their energy (per byte, per op) is charged when issued; their wait before starting counts in
+the phone's longest wait (`Phone.wait_s`). The app's own power while on is
 charged by the thermal governor (thermal.py).
 """
 from __future__ import annotations
@@ -90,7 +91,8 @@ class AppLoad:
                 yield env.timeout(t - env.now)
             for kind in (FLASH, DRAM, COMPUTE):
                 if self.nominal_s[kind] > 0:
-                    phone.timelines_reserve(rows[kind], kind, env.now,
-                                            self.nominal_s[kind] / phone.speed[kind])
+                    start, _ = phone.timelines_reserve(rows[kind], kind, env.now,
+                                                       self.nominal_s[kind] / phone.speed[kind])
+                    phone.wait_s[kind] = max(phone.wait_s[kind], start - env.now)
             phone.energy_J[0] += self.energy_J.sum()
             self.bursts += 1

@@ -168,7 +168,7 @@ class Stream:
         while True:
             limit = float(env.peek())  # inf when no other process has an event
             status = _stream.advance(
-                ph.timelines, ph.flash_row, ph.speed, ph.energy_J, ph.state, self.power,
+                ph.timelines, ph.flash_row, ph.speed, ph.energy_J, ph.wait_s, ph.state, self.power,
                 c.flash_ahead_s, c.flash_demand_s, c.dram_s, c.compute_s, c.head_flash_s,
                 c.head_dram_s, c.head_compute_s, *self.program, self.r.prefetch, self.fs,
                 self.ist, self.pending, self.split, self.busy, self.records, limit)

@@ -19,7 +19,8 @@ served one after the other; a transfer's own requests pipeline at the device's q
 inside its closed-form duration (memsim/hw/flash/).
 Ignores: arbitration priorities (demand reads do not overtake prefetches; no process
 preempts another), DRAM bank conflicts and refresh, a request queued across a thermal
-governor step keeps the speed it was issued at (engine.py).
+governor step keeps the speed it was issued at (_stream.py; `Phone.wait_s` and the governor's
+`ThermalLog.repricing_bound_s` say how much that can matter in a run).
 """
 from __future__ import annotations
 
@@ -82,7 +83,9 @@ class Phone:
     `speed` (flash, DRAM, compute) scales durations of work issued from now on (1 = the
     preset's figures; the thermal governor lowers them); `energy_J` is the dynamic energy
     of the work issued so far (the thermal model reads and clears it); `state` is what the
-    thermal governor last decided (temperature, throttle level), recorded per token."""
+    thermal governor last decided (temperature, throttle level), recorded per token;
+    `wait_s` the longest time a request of any process waited between its issue and its
+    start, per resource (flash, DRAM, compute): how stale a speed read at issue can be."""
 
     def __init__(self, flash_dram_concurrent: bool):
         self.timelines = np.zeros((3, 2))
@@ -93,6 +96,7 @@ class Phone:
         self.compute = Timeline("compute", self.timelines, COMPUTE)
         self.speed = np.ones(3)
         self.energy_J = np.zeros(1)
+        self.wait_s = np.zeros(3)
         self.state = np.array([np.nan, 0.0])  # temperature (C; NaN: no model), level
 
     def timeline(self, resource: int) -> Timeline:

@@ -51,8 +51,12 @@ class Result:
     dram_used_breakdown_bytes: dict[str, float]  # resident_weights, cache, kv
     cache_capacity_columns: dict[str, list[int]]  # per mask group, (L,)
     energy_per_token_J: float | None
-    # over time (memsim/sim/over_time.py): burst = first 32 tokens, sustained = last 60 s
-    # of decode time; TTFT per turn of a session (one entry otherwise)
+    # over time (memsim/sim/over_time.py). Both are decode tokens / their summed decode time
+    # (prefills, think time and idle gaps excluded). burst: tokens 33-64 of the run (the 32
+    # after a warm-up of 32 that fills the DRAM cache from cold; a shorter run: its last 32,
+    # or all); sustained: the last tokens whose decode time adds up to 60 s (the token that
+    # crosses 60 s included; all tokens when the run decoded for less). TTFT per turn of a
+    # session (one entry otherwise).
     burst_tokens_per_s: float
     sustained_tokens_per_s: float
     latency_p50_s: float
@@ -60,6 +64,16 @@ class Result:
     ttft_per_turn_s: list[float]
     time_to_first_throttle_s: float | None  # None: never throttled, or no thermal model
     peak_temperature_C: float | None  # None: no thermal model
+    # the longest time a request of any process (decode, prefills, apps) waited between its
+    # issue, when its speed is read, and its start, per resource (flash, dram, compute);
+    # None: the compiled path or the closed form (the speed never changes there)
+    longest_queue_wait_s: dict[str, float] | None
+    # with a thermal model: how often the governor changed step, and an upper bound of the
+    # work time that pricing each request at its start instead of its issue would move (the
+    # work queued on a rescaled resource at each change x the relative change of duration;
+    # memsim/sim/thermal.py); None: no thermal model
+    throttle_step_changes: int | None
+    repricing_bound_s: float | None
     simulated_time_s: float  # the run's clock at its end (prefills, think time included)
     session: str | None
     background: list[str]  # names of the apps that ran beside the model
@@ -114,7 +128,12 @@ class Result:
                  + (" ..." if len(self.ttft_per_turn_s) > 8 else "") + " ms")]
         if self.peak_temperature_C is not None:
             rows += [("peak temperature", f"{self.peak_temperature_C:.1f} C"),
-                     ("first throttle", throttle)]
+                     ("first throttle", throttle),
+                     ("throttle step changes", f"{self.throttle_step_changes}, repricing "
+                                               f"bound {self.repricing_bound_s * 1e3:.3f} ms")]
+        if self.longest_queue_wait_s is not None:
+            rows.append(("longest queue wait", ", ".join(
+                f"{k} {v * 1e3:.3f} ms" for k, v in self.longest_queue_wait_s.items())))
         return rows
 
     def to_dict(self) -> dict:

@@ -40,6 +40,7 @@ class ScenarioOutcome:
     thermal: ThermalLog | None = None
     end_s: float = 0.0
     background_bursts: dict[str, int] = field(default_factory=dict)
+    longest_wait_s: np.ndarray | None = None  # per resource: the phone's wait_s at the end
 
 
 def run_scenario(hw: HardwareConfig, segments: Callable[[object], Iterator[Segment]]
@@ -77,6 +78,7 @@ def run_scenario(hw: HardwareConfig, segments: Callable[[object], Iterator[Segme
     out.thermal = governor.log if governor else None
     out.end_s = float(env.now)
     out.background_bursts = {a.app.name: a.bursts for a in apps}
+    out.longest_wait_s = run.phone.wait_s.copy()
     return out
 
 

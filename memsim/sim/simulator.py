@@ -293,6 +293,10 @@ def _over_time(hw, times: TokenTimes, ttft: float, scenario: ScenarioOutcome | N
         ttft_per_turn_s=list(scenario.ttft_s) if scenario and scenario.ttft_s else [ttft],
         time_to_first_throttle_s=log.first_throttle_s if log else None,
         peak_temperature_C=max(log.temperature_C, default=hw.thermal.start_C) if log else None,
+        longest_queue_wait_s=None if scenario is None else dict(zip(
+            ("flash", "dram", "compute"), map(float, scenario.longest_wait_s))),
+        throttle_step_changes=log.step_changes if log else None,
+        repricing_bound_s=log.repricing_bound_s if log else None,
         simulated_time_s=end, session=session.name if session else None,
         background=[app.name for app in hw.background])
 

@@ -12,7 +12,13 @@ threshold minus `hysteresis_C`) and sets the phone's speeds for work issued from
 Exact for a constant power; for a varying one, the power is averaged over one period (the
 default 0.25 s against time constants of minutes). Ignores: heat spreading inside the
 phone, the power's dependence on voltage (energy per byte and per op do not change with the
-step).
+step), and a step's effect on work already queued when it changes (a request keeps the speed
+it was issued at: _stream.py). The log says how much that last one can matter: at each
+change of step, the work queued on each resource whose speed changes (its timeline's end
+beyond now; it was priced at the old speed) times the relative change of duration the new
+speed would give, summed over the changes (`repricing_bound_s`): an upper bound of how much
+work time pricing each request at its start would move, when no request waits across two
+changes.
 """
 from __future__ import annotations
 
@@ -24,7 +30,7 @@ import numpy as np
 from memsim.hw.background import BackgroundApp
 from memsim.hw.thermal import ThermalConfig
 from memsim.sim import _stream
-from memsim.sim.resources import Phone
+from memsim.sim.resources import COMPUTE, DRAM, FLASH, FREE_AT, Phone
 
 
 def rc_step(temperature_C: float, power_W: float, dt_s: float, cfg: ThermalConfig) -> float:
@@ -52,6 +58,9 @@ class ThermalLog:
     power_W: list[float] = field(default_factory=list)
     level: list[int] = field(default_factory=list)
     first_throttle_s: float | None = None
+    step_changes: int = 0  # times the governor changed step
+    queued_at_changes_s: float = 0.0  # work queued on rescaled resources at those times
+    repricing_bound_s: float = 0.0  # see the module docstring
 
 
 class Governor:
@@ -76,6 +85,8 @@ class Governor:
             level = next_level(self.level, self.temperature_C, self.cfg)
             if level > 0 and self.log.first_throttle_s is None:
                 self.log.first_throttle_s = env.now
+            if level != self.level:
+                self._note_change(env.now, self.level, level)
             self.level = level
             self._apply()
             log = self.log
@@ -84,9 +95,28 @@ class Governor:
             log.power_W.append(power)
             log.level.append(level)
 
+    def _scales(self, level: int) -> np.ndarray:
+        """(flash, DRAM, compute) speed in step `level`."""
+        return np.asarray((1.0, 1.0, 1.0) if level == 0 else self.cfg.steps[level - 1].scales)
+
+    def _note_change(self, now_s: float, old: int, new: int) -> None:
+        """What the change from step `old` to `new` leaves priced at the old speed: the
+        work queued beyond now on each resource it rescales (module docstring)."""
+        before, after = self._scales(old), self._scales(new)
+        rows = {FLASH: self.phone.flash_row, DRAM: DRAM, COMPUTE: COMPUTE}
+        relative: dict[int, float] = {}  # queue row -> largest change of duration on it
+        for kind, row in rows.items():
+            if before[kind] != after[kind]:
+                change = abs(before[kind] / after[kind] - 1.0)
+                relative[row] = max(relative.get(row, 0.0), change)
+        for row, change in relative.items():
+            queued = max(0.0, float(self.phone.timelines[row, FREE_AT]) - now_s)
+            self.log.queued_at_changes_s += queued
+            self.log.repricing_bound_s += queued * change
+        self.log.step_changes += 1
+
     def _apply(self) -> None:
         """The current step's speeds and state on the phone (read by work issued next)."""
-        scales = (1.0, 1.0, 1.0) if self.level == 0 else self.cfg.steps[self.level - 1].scales
-        self.phone.speed[:] = np.asarray(scales)
+        self.phone.speed[:] = self._scales(self.level)
         self.phone.state[_stream.ENV_TEMPERATURE] = self.temperature_C
         self.phone.state[_stream.ENV_LEVEL] = self.level
