@@ -8,7 +8,7 @@ docs/results.md is an introduction followed by sections, one module each, in the
 SECTIONS; every figure and verdict in it comes from this run (or, quoted, says where from).
 Resumable: sweeps reuse finished traces and points, the Phi-3 study its points.csv.
 
-Adding a section (e.g. "DIP vs predictor vs windowing"): write `benchmarks/claims_<name>.py`
+Adding a section (claims_peers.py is a small one to copy): write `benchmarks/claims_<name>.py`
 with
     TITLE = "..."                        # heading words; claims.py numbers the sections
     def run(ctx) -> dict                 # compute (or read back) what the section shows
@@ -34,7 +34,7 @@ from run_info import machine, machine_text, run_main
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 SECTIONS = ("claims_accuracy", "claims_cache_aware", "claims_lora", "claims_phi3",
-            "claims_predictor")
+            "claims_predictor", "claims_peers")
 
 
 @dataclass

@@ -1,72 +1,49 @@
-"""DIP vs a trained predictor vs LLM in a flash's windowing, on real SmolLM2 masks (issue 19).
+"""DIP vs a trained predictor vs LLM in a flash's windowing, on real SmolLM2 masks (issue 19):
+the simulations and their table; docs/results.md shows them (benchmarks/claims_peers.py, the
+section that finds the traces, runs this and renders it).
 
-    python benchmarks/peer_comparison.py [--data runs/peers] [--out FILE]
-
-Real SmolLM2-135M traces of held-out plays (`memsim eval ... --split test`, 8 windows of 256
-tokens; made by this script with `memsim eval` / `memsim train-predictor` when missing):
+On the flagship preset at equal DRAM, from real masks of held-out plays:
   * DIP at MLP density 0.5 (memsim's default LRU cache, as the paper runs it);
-  * the trained predictor (Deja Vu style, docs/predictor.md) at density 0.5, with an LRU cache
+  * a trained predictor (Deja Vu style, docs/predictor.md) at density 0.5, with an LRU cache
     and with LLM in a flash's sliding window (`cache.impl: window`, k = 5 tokens);
   * DIP with the same window, to separate the policy from the masks;
   * dense, for the perplexity baseline.
-All on the flagship preset at equal DRAM: each point gives every method the same DRAM
-capacity, the static part (attention, embeddings, KV cache) plus a share of the MLP's bytes,
-and one more point: the capacity the predictor's window needs never to be capped (its peak
-per layer, measured on the trace); the predictor's own weights are resident and come out of
-the same capacity (its cost). The window keeps what the last k tokens used up to that
-capacity (capped, `cache.window_fit: cap`); the table says how much of the DRAM it held.
-
-`section(data)` returns the markdown section (every number and verdict computed from the
-run); `main` prints it or writes it to `--out`. The lead wires it into docs/results.md.
+Each DRAM point gives every method the same capacity: the static part (resident weights,
+KV cache at the longest sequence) plus a share of the MLP's bytes, and one more point, the
+capacity the predictor's window needs never to be capped (its peak per layer, measured on
+the trace); the predictor's own weights are resident and come out of the same capacity (its
+cost). The window keeps what the last k tokens used up to that capacity (capped,
+`cache.window_fit: cap`); the table says how much of the DRAM it held.
+Ignores: everything a single-trace simulation ignores (memsim/sim/simulator.py); the methods
+are compared at equal density, not at equal perplexity.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 from memsim.cache.window import window_peak_columns
-from memsim.core.files import atomic_write_text
 from memsim.hw.config import HardwareConfig, load_hw
 from memsim.sim.footprint import Footprint
 from memsim.sim.plan import resident_weight_bytes
-from memsim.sim.result import Result
 from memsim.sim.simulator import simulate
 from memsim.traces.trace import Trace
 
-ROOT = Path(__file__).resolve().parent.parent
-WINDOWS, WINDOW_LEN, DENSITY, WINDOW_TOKENS = 8, 256, 0.5, 5
+PRESET = "flagship"
+DENSITY, WINDOW_TOKENS, RANK = 0.5, 5, 64  # both methods' MLP density; LLM in a flash's k
 MLP_SHARES = (0.25, 0.5, 0.75)  # DRAM beyond the static part, as a share of the MLP bytes
 WINDOW_POINT = "window"  # one more point: the DRAM the predictor's window needs uncapped
-EVAL = {"dense": ["--method", "dense"],
-        "dip": ["--method", "dip", "--density", str(DENSITY)],
-        "predictor": ["--method", "predictor", "--predictor", "{data}/pred"]}
+WINDOW_LABEL = f"window k={WINDOW_TOKENS}"
 # (label, trace, cache policy)
-SETUPS = (("DIP, LRU", "dip", "lru"), ("DIP, window k=5", "dip", "window"),
+SETUPS = (("DIP, LRU", "dip", "lru"), (f"DIP, {WINDOW_LABEL}", "dip", "window"),
           ("predictor, LRU", "predictor", "lru"),
-          ("predictor, window k=5 (LLM in a flash)", "predictor", "window"))
+          (f"predictor, {WINDOW_LABEL} (LLM in a flash)", "predictor", "window"))
+DIP_LRU, PREDICTOR_LRU, PREDICTOR_WINDOW = SETUPS[0][0], SETUPS[2][0], SETUPS[3][0]
 
 
-def make_traces(data: Path) -> None:
-    """Train the predictor and evaluate every method on the held-out split, if missing."""
-    memsim = [sys.executable, "-m", "memsim"]
-    if not (data / "pred" / "predictor.json").is_file():
-        subprocess.run(memsim + ["train-predictor", "--density", str(DENSITY), "--rank", "64",
-                                 "--out", str(data / "pred"), "--no-progress"], check=True)
-    for name, flags in EVAL.items():
-        if not (data / name / "trace.npz").is_file():
-            flags = [f.format(data=data) for f in flags]
-            subprocess.run(memsim + ["eval", *flags, "--split", "test", "--windows",
-                                     str(WINDOWS), "--window-len", str(WINDOW_LEN), "--out",
-                                     str(data / name), "--no-progress"], check=True)
-
-
-def _perplexity(data: Path, name: str) -> float:
-    return float(json.loads((data / name / "results.json").read_text())["perplexity"])
+def _kv_bytes(trace: Trace, fp: Footprint) -> float:
+    """KV cache at the longest sequence, all layers."""
+    return (trace.prompt_len + max(trace.sequence_lengths)) * \
+        fp.kv_bytes_per_token_per_layer * trace.model.num_hidden_layers
 
 
 def capacity_GB(hw: HardwareConfig, trace: Trace, share: float) -> float:
@@ -74,10 +51,8 @@ def capacity_GB(hw: HardwareConfig, trace: Trace, share: float) -> float:
     of the MLP's bytes."""
     model = trace.model
     fp = Footprint.of(model, hw)
-    kv = (trace.prompt_len + max(trace.sequence_lengths)) * fp.kv_bytes_per_token_per_layer \
-        * model.num_hidden_layers
     mlp = model.num_hidden_layers * fp.mlp_bytes_per_layer
-    return (resident_weight_bytes(hw, model, fp) + kv + share * mlp) / 1e9
+    return (resident_weight_bytes(hw, model, fp) + _kv_bytes(trace, fp) + share * mlp) / 1e9
 
 
 def window_capacity_GB(hw: HardwareConfig, trace: Trace) -> float:
@@ -89,11 +64,10 @@ def window_capacity_GB(hw: HardwareConfig, trace: Trace) -> float:
     (group,) = trace.groups()  # a neuron trace: one group
     peak = int(window_peak_columns(group.bits.words, trace.sequence_lengths,
                                    WINDOW_TOKENS).max())
-    kv = (trace.prompt_len + max(trace.sequence_lengths)) * fp.kv_bytes_per_token_per_layer \
-        * model.num_hidden_layers
     window = model.num_hidden_layers * peak * fp.vector_bytes(group.vector_weights,
                                                               group.num_matrices)
-    return (resident_weight_bytes(hw, model, fp) + kv + window) / 1e9 + 1e-9  # + 1 byte
+    return (resident_weight_bytes(hw, model, fp) + _kv_bytes(trace, fp) + window) / 1e9 \
+        + 1e-9  # + 1 byte
 
 
 def _configured(base: HardwareConfig, capacity: float, policy: str) -> HardwareConfig:
@@ -103,132 +77,105 @@ def _configured(base: HardwareConfig, capacity: float, policy: str) -> HardwareC
                                   window_fit="cap"))
 
 
-def run(data: Path) -> tuple[list[dict], dict[str, float]]:
-    """One row per (DRAM point, setup); perplexities by trace name."""
-    base = load_hw("flagship")
-    traces = {name: Trace.load(data / name / "trace.npz") for name in ("dip", "predictor")}
-    rows = []
+def compare(traces: dict[str, Trace]) -> list[dict]:
+    """One row per (DRAM point, setup) from the "dip" and "predictor" traces: plain numbers
+    (what the table and the findings read)."""
+    base = load_hw(PRESET)
     points = [(share, capacity_GB(base, traces["dip"], share)) for share in MLP_SHARES]
     points.append((WINDOW_POINT, window_capacity_GB(base, traces["predictor"])))
+    rows = []
     for share, capacity in points:
         for label, name, policy in SETUPS:
-            hw = _configured(base, capacity, policy)
+            r = simulate(_configured(base, capacity, policy), None, traces[name])
+            window = r.plan_notes.get("window", "")
             rows.append({"share": share, "capacity_GB": capacity, "label": label,
-                         "trace": name, "result": simulate(hw, None, traces[name])})
-    return rows, {n: _perplexity(data, n) for n in EVAL}
+                         "trace": name, "tokens_per_s": r.tokens_per_s,
+                         "flash_bytes_per_token": r.flash_bytes_per_token,
+                         "hit_rate": r.hit_rate,
+                         "cache_bytes": r.dram_used_breakdown_bytes["cache"],
+                         "window": "capped" if "capped" in window else
+                         ("fits" if window else "-")})
+    return rows
+
+
+def _rate(tokens_per_s: float) -> str:
+    """tokens/s as the table shows it (rates that show equal are a tie)."""
+    return f"{tokens_per_s:.1f}"
 
 
 def _mb(x: float) -> str:
     return f"{x / 1e6:.2f}"
 
 
-def table(rows: list[dict], ppl: dict[str, float]) -> str:
+def table(rows: list[dict], ppl: dict[str, float]) -> list[str]:
     lines = ["| DRAM (MB) | method | perplexity | tokens/s | flash MB/token | hit rate | "
              "cache held (MB) | window |", "|---|---|---|---|---|---|---|---|"]
     for row in rows:
-        r: Result = row["result"]
-        window = r.plan_notes.get("window", "")
-        state = "capped" if "capped" in window else ("fits" if window else "-")
         lines.append(f"| {row['capacity_GB'] * 1e3:.1f} | {row['label']} | "
-                     f"{ppl[row['trace']]:.3f} | {r.tokens_per_s:.1f} | "
-                     f"{_mb(r.flash_bytes_per_token)} | {r.hit_rate:.3f} | "
-                     f"{_mb(r.dram_used_breakdown_bytes['cache'])} | {state} |")
-    return "\n".join(lines)
+                     f"{ppl[row['trace']]:.3f} | {row['tokens_per_s']:.1f} | "
+                     f"{_mb(row['flash_bytes_per_token'])} | {row['hit_rate']:.3f} | "
+                     f"{_mb(row['cache_bytes'])} | {row['window']} |")
+    return lines
 
 
-def findings(rows: list[dict], ppl: dict[str, float]) -> str:
+def findings(rows: list[dict], ppl: dict[str, float]) -> list[str]:
     """The verdicts, each computed from the rows."""
     out = []
     for share in [*MLP_SHARES, WINDOW_POINT]:
         at = [r for r in rows if r["share"] == share]
-        best = max(at, key=lambda r: r["result"].tokens_per_s)
-        by = {r["label"]: r["result"] for r in at}
-        dip, win = by["DIP, LRU"], by["predictor, window k=5 (LLM in a flash)"]
-        lru = by["predictor, LRU"]
+        top = max(r["tokens_per_s"] for r in at)
+        fastest = [f'"{r["label"]}"' for r in at if _rate(r["tokens_per_s"]) == _rate(top)]
+        by = {r["label"]: r for r in at}
+        dip, win, lru = by[DIP_LRU], by[PREDICTOR_WINDOW], by[PREDICTOR_LRU]
         what = (f"static part + {share:.0%} of the MLP" if share != WINDOW_POINT
                 else "what the predictor's window needs uncapped")
-        out.append(f"- DRAM {at[0]['capacity_GB'] * 1e3:.1f} MB ({what}): fastest is "
-                   f"{best['label']} at {best['result'].tokens_per_s:.1f} tokens/s; DIP with "
-                   f"LRU runs {dip.tokens_per_s / win.tokens_per_s:.2f}x the predictor with "
-                   f"LLM in a flash's window ({dip.tokens_per_s:.1f} vs "
-                   f"{win.tokens_per_s:.1f}); the window's hit rate is {win.hit_rate:.3f} "
-                   f"against LRU's {lru.hit_rate:.3f} on the same predictor masks.")
-    better = "lower" if ppl["dip"] < ppl["predictor"] else "higher"
-    out.append(f"- Accuracy (held-out plays): DIP's perplexity {ppl['dip']:.3f} is {better} "
+        out.append(f"- DRAM {at[0]['capacity_GB'] * 1e3:.1f} MB ({what}): fastest "
+                   f"{'is' if len(fastest) == 1 else 'are'} {' and '.join(fastest)} at "
+                   f"{_rate(top)} tokens/s; DIP with LRU "
+                   f"runs {dip['tokens_per_s'] / win['tokens_per_s']:.2f}x the predictor with "
+                   f"LLM in a flash's window ({_rate(dip['tokens_per_s'])} vs "
+                   f"{_rate(win['tokens_per_s'])}); the window's hit rate is "
+                   f"{win['hit_rate']:.3f} against LRU's {lru['hit_rate']:.3f} on the same "
+                   f"predictor masks.")
+    better = "lower" if ppl["dip"] < ppl["predictor"] else "not lower"
+    out.append(f"- Accuracy (held-out windows): DIP's perplexity {ppl['dip']:.3f} is {better} "
                f"than the predictor's {ppl['predictor']:.3f} at the same MLP density "
-               f"{DENSITY} (dense {ppl['dense']:.3f}): "
-               f"{100 * (ppl['predictor'] / ppl['dense'] - 1):+.1f}% vs "
-               f"{100 * (ppl['dip'] / ppl['dense'] - 1):+.1f}% over dense. The throughput "
+               f"{DENSITY:g} (dense {ppl['dense']:.3f}): over dense, DIP "
+               f"{100 * (ppl['dip'] / ppl['dense'] - 1):+.1f}%, the predictor "
+               f"{100 * (ppl['predictor'] / ppl['dense'] - 1):+.1f}%. The throughput "
                f"comparison is at equal density, not at equal perplexity.")
     out.append(_window_vs_lru(rows))
-    return "\n".join(out)
+    return out
 
 
 def _window_vs_lru(rows: list[dict]) -> str:
     """Does the window ever hit more than LRU on the same masks and DRAM? From the rows."""
+    policy = {label: p for label, _, p in SETUPS}
     pairs = [(r, o) for r in rows for o in rows if r["share"] == o["share"]
-             and r["trace"] == o["trace"] and "window" in r["label"] and "LRU" in o["label"]]
-    wins = [(r, o) for r, o in pairs if r["result"].hit_rate > o["result"].hit_rate]
+             and r["trace"] == o["trace"] and policy[r["label"]] == "window"
+             and policy[o["label"]] == "lru"]
+    wins = [(r, o) for r, o in pairs if r["hit_rate"] > o["hit_rate"]]
     if wins:
         r, o = wins[0]
         return (f"- The window hits more than LRU in {len(wins)} of {len(pairs)} pairs (e.g. "
-                f"{r['label']} at {r['capacity_GB'] * 1e3:.1f} MB: {r['result'].hit_rate:.3f} "
-                f"vs {o['result'].hit_rate:.3f}).")
+                f"{r['label']} at {r['capacity_GB'] * 1e3:.1f} MB: {r['hit_rate']:.3f} "
+                f"vs {o['hit_rate']:.3f}).")
     return (f"- In all {len(pairs)} pairs (same masks, same DRAM) the window hits at most as "
             f"often as LRU: when the union of the last k masks exceeds the capacity, the "
             f"capped window keeps the most recently used columns, as LRU does; when it fits, "
             f"LRU keeps those and more. What the window saves is the DRAM it does not hold.")
 
 
-def section(data: str | Path = ROOT / "runs" / "peers", make: bool = True) -> str:
-    """The markdown section for docs/results.md (runs what it needs, reports its time)."""
-    data = Path(data)
-    start = time.perf_counter()
-    if make:
-        make_traces(data)
-    rows, ppl = run(data)
-    seconds = time.perf_counter() - start
-    return "\n".join([
-        "## DIP vs a trained predictor vs LLM in a flash's windowing (SmolLM2, equal DRAM)",
-        "",
-        f"Generated by `python benchmarks/peer_comparison.py`: real SmolLM2-135M masks of "
-        f"held-out plays ({WINDOWS} windows of {WINDOW_LEN} tokens, `--split test`), MLP "
-        f"density {DENSITY} for both DIP and the trained predictor (rank 64, docs/predictor.md),"
-        f" on the flagship preset. Each DRAM point gives every method the same capacity; the "
-        f"predictor's weights are resident inside it. The window (k = {WINDOW_TOKENS}) is "
-        f"capped at the capacity when it does not fit.",
-        "", table(rows, ppl), "", findings(rows, ppl), "",
-        f"_Simulated in {seconds:.0f} s (traces reused from {_shown(data)})._", ""])
-
-
-def _shown(path: Path) -> str:
-    """`path` relative to the repository when inside it (no machine paths in docs)."""
-    try:
-        return str(path.resolve().relative_to(ROOT))
-    except ValueError:
-        return str(path)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=str(ROOT / "runs" / "peers"),
-                        help="folder of the traces (made here when missing)")
-    parser.add_argument("--out", default=None, help="write the section to this file")
-    args = parser.parse_args(argv)
-    data = Path(args.data)
-    if data.exists() and not data.is_dir():
-        parser.error(f"--data: {data} is a file; give the folder of the traces")
-    try:
-        text = section(data)
-    except subprocess.CalledProcessError as exc:  # memsim said why, on stderr, above
-        print(f"peer_comparison: making the traces failed ({' '.join(exc.cmd[2:4])})",
-              file=sys.stderr)
-        return 2
-    print(text)
-    if args.out:
-        atomic_write_text(args.out, text)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+def example_rows() -> list[dict]:
+    """Fake rows, every point and setup (tests/test_generated_docs.py)."""
+    rows = []
+    for p, share in enumerate([*MLP_SHARES, WINDOW_POINT]):
+        for s, (label, name, policy) in enumerate(SETUPS):
+            rows.append({"share": share, "capacity_GB": 0.0371 + 0.0113 * p, "label": label,
+                         "trace": name, "tokens_per_s": 51.3 + 7.1 * p + 3.7 * min(s, 2 + p),
+                         "flash_bytes_per_token": 1.71e7 - 3.1e6 * p,
+                         "hit_rate": 0.217 + 0.19 * p + 0.013 * s,
+                         "cache_bytes": 9.1e6 * (p + 1),
+                         "window": ("capped" if p < 3 else "fits") if policy == "window"
+                         else "-"})
+    return rows

@@ -33,7 +33,6 @@ NOT_YET_CONVERTED = {
     "flash_layout_study": "converted by the flash-layout change (issue 17)",
     "flash_model_tables": "written by the flash change (issue 17) before this check reached "
                           "it: needs render_example()",
-    "validation": "written before this check (issue 19): needs render_example()",
 }
 
 
