@@ -22,14 +22,13 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 from calibration_fidelity import ensure_traces  # same folder: the shared real traces
+from dram_points import capacity_for, with_dram  # same folder: shared with request_aware.py
 
 from memsim import load_hw, load_model_shape, simulate
 from memsim.hw.layouts import build_layout
 from memsim.hw.probe import probe_table
-from memsim.sim import plan_dram
-from memsim.traces import MaskGroup, Trace
+from memsim.traces import Trace
 
 LAYOUTS = ("identity", "frequency", "coactivation")
 PHI3_TOKENS, PHI3_SEQUENCES = 256, 2  # calibrated Phi-3-Medium traces
@@ -40,24 +39,6 @@ FRACTIONS = (0.3, 0.6)
 ROOT = Path(__file__).resolve().parent.parent
 MEMSIM = [sys.executable, "-m", "memsim"]
 MARKER = "<!-- everything below is written by benchmarks/flash_layout_study.py -->"
-
-
-def capacity_for(hw, model, fraction: float, kv_tokens: float) -> float:
-    """DRAM capacity_GB whose cache budget holds `fraction` of the MLP."""
-    L, H, I = model.num_hidden_layers, model.hidden_size, model.intermediate_size
-    groups = [MaskGroup.from_mask("up_gate", np.zeros((1, L, H), bool), I, 2, "up"),
-              MaskGroup.from_mask("down", np.zeros((1, L, I), bool), H, 1, "down")]
-    mlp = L * 3 * H * I * hw.precision.mlp_bits / 8
-    lo, hi = 0.0, 64.0
-    for _ in range(60):
-        mid = (lo + hi) / 2
-        plan = plan_dram(with_dram(hw, mid), model, groups, kv_tokens)
-        lo, hi = (mid, hi) if plan.cache_budget_bytes < fraction * mlp else (lo, mid)
-    return hi
-
-
-def with_dram(hw, capacity_GB: float):
-    return dataclasses.replace(hw, dram=dataclasses.replace(hw.dram, capacity_GB=capacity_GB))
 
 
 def with_flash(hw, layout: str | None, gap_KiB: float, admit: bool):

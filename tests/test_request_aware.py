@@ -18,10 +18,9 @@ from memsim.hw.config import hw_from_dict
 from memsim.hw.layouts import Layout
 from memsim.sim import dip_placements, estimate_reads
 from memsim.sim.costs import cache_outcome, group_geometries
-from memsim.sim.flash_reads import geometry, transfer_reads
+from memsim.sim.flash_reads import transfer_reads
 from memsim.sim.simulator import _kv_budget_tokens, plan_dram
-from memsim.traces import MaskGroup
-from memsim.traces.bits import pack_words
+from memsim.traces import Trace
 from tests.helpers import BASE_HW, UFS, merge
 from workloads.cli import main
 from workloads.evaluation import EvalConfig, _trace, cache_params_from_hw
@@ -47,40 +46,68 @@ def _with_flash(hw, **changes):
     return dataclasses.replace(hw, flash=dataclasses.replace(hw.flash, **changes))
 
 
-def _memsim_count(hw, model, layout, name: str, miss: np.ndarray):
-    """transfer_reads (memsim's exact count) of (T, L, N) missed columns of DIP group `name`."""
-    L, H, I = model.num_hidden_layers, model.hidden_size, model.intermediate_size
-    N, width, matrices = (H, I, 2) if name == "up_gate" else (I, H, 1)
-    group = MaskGroup.from_mask(name, np.zeros((1, L, N), bool), width, matrices)
-    vector_bytes = matrices * width * hw.precision.mlp_bits / 8
-    geom = geometry(hw, group, vector_bytes, layout)
-    return transfer_reads(pack_words(miss), geom, miss.sum(-1) * vector_bytes)
+def _memsim_count(hw, model, layout, misses: dict[str, np.ndarray]) -> dict:
+    """What the simulator charges (group_geometries, then transfer_reads: memsim's exact
+    count, priced within the span flash.locality names) for (T, L, N) missed columns of DIP's
+    groups, `misses` = {"up": ..., "down": ...}: group name -> TransferReads."""
+    trace = Trace(up=misses["up"], down=misses["down"], model=model)
+    plan = plan_dram(hw, model, trace.groups(), _kv_budget_tokens(hw, trace))
+    geometries = group_geometries(hw, trace, plan, layout)
+    return {g.name: transfer_reads(trace.words[g.mask_name], geom,
+                                   trace.column_counts(g.mask_name) * vb)
+            for g, geom, vb in zip(trace.groups(), geometries, plan.vector_bytes)}
 
 
 # ------------------------------------------------------------ the estimate is memsim's count
-CASES = ([("flagship", gap, bundled, with_layout) for gap in (0.0, 4.0, float("inf"))
+# With the presets' ranges every span of SmolLM2 (a layer's region ~0.4-0.8 MiB, a token's
+# MLP ~38 MiB, the file ~64 MiB) is "local"; these ranges put the three spans on three
+# different IOPS, so a mask pricing the wrong span is seen.
+NARROW_RANGES = {"local_range_MiB": 0.25, "far_range_GiB": 0.05}
+CASES = ([("flagship", gap, bundled, with_layout, "region") for gap in (0.0, 4.0, float("inf"))
           for bundled in (True, False) for with_layout in (False, True)]
-         + [("midrange", 16.0, True, True), ("paper_reference", 0.0, True, False),
-            ("paper_reference", 0.0, True, True)])
+         + [("midrange", 16.0, True, True, "region"), ("paper_reference", 0.0, True, False,
+                                                       "region"),
+            ("paper_reference", 0.0, True, True, "region")]
+         + [(preset, gap, bundled, with_layout, locality) for locality in ("token", "file")
+            for preset, gap, bundled, with_layout in (
+                ("flagship", 0.0, True, True), ("flagship", 4.0, False, False),
+                ("flagship", float("inf"), True, False), ("midrange", 16.0, True, True))])
 
 
-@pytest.mark.parametrize("preset,gap_KiB,bundled,with_layout", CASES)
-def test_estimate_equals_memsims_exact_count(preset, gap_KiB, bundled, with_layout):
+def _test_hw(preset: str, gap_KiB: float, bundled: bool, locality: str):
     hw = load_hw(preset)
-    if hw.flash.page_bytes:  # byte-addressable flash has no gap or bundling to set
-        hw = _with_flash(hw, merge_gap_KiB=gap_KiB, bundle_up_gate=bundled)
+    if hw.flash.page_bytes:  # byte-addressable flash has no gap, bundling or span to set
+        hw = _with_flash(hw, merge_gap_KiB=gap_KiB, bundle_up_gate=bundled, locality=locality,
+                         **NARROW_RANGES)
+    return hw
+
+
+@pytest.mark.parametrize("preset,gap_KiB,bundled,with_layout,locality", CASES)
+def test_estimate_equals_memsims_exact_count(preset, gap_KiB, bundled, with_layout, locality):
+    hw = _test_hw(preset, gap_KiB, bundled, locality)
     layout = _random_layout(SMOL, 1) if with_layout else None
     placements = dip_placements(hw, SMOL, layout)
     rng = np.random.default_rng(7)
+    L = SMOL.num_hidden_layers
+    for density in (0.01, 0.2, 0.7):
+        misses = {mask: rng.random((3, L, placements[name].num_columns)) < density
+                  for name, mask, _ in GROUPS}
+        ref = _memsim_count(hw, SMOL, layout, misses)
+        for name, mask, _ in GROUPS:
+            est = estimate_reads(misses[mask], placements[name], np.arange(L))
+            np.testing.assert_array_equal(est.requests, ref[name].requests)
+            np.testing.assert_allclose(est.device_bytes, ref[name].device_bytes, rtol=1e-12)
+            np.testing.assert_allclose(est.time_s, ref[name].time_s, rtol=1e-12)
+
+
+def test_the_localities_price_a_request_differently():
+    """The test above sees a wrong span: with its ranges each locality has its own floor."""
+    floors = {locality: {name: p.request_s for name, p in dip_placements(
+        _test_hw("flagship", 0.0, True, locality), SMOL).items()}
+        for locality in ("region", "token", "file")}
     for name, _, _ in GROUPS:
-        N = placements[name].num_columns
-        for density in (0.01, 0.2, 0.7):
-            miss = rng.random((3, SMOL.num_hidden_layers, N)) < density
-            ref = _memsim_count(hw, SMOL, layout, name, miss)
-            est = estimate_reads(miss, placements[name], np.arange(SMOL.num_hidden_layers))
-            np.testing.assert_array_equal(est.requests, ref.requests)
-            np.testing.assert_allclose(est.device_bytes, ref.device_bytes, rtol=1e-12)
-            np.testing.assert_allclose(est.time_s, ref.time_s, rtol=1e-12)
+        assert len({floors[loc][name] for loc in floors}) == 3, floors
+    assert floors["region"]["down"] < floors["token"]["down"] < floors["file"]["down"]
 
 
 def test_estimate_of_known_sets():
@@ -232,15 +259,26 @@ def test_weight_zero_is_dip_ca_and_with_gamma_one_dip(tiny, gamma):
             np.testing.assert_array_equal(ra_trace.words[name], dip_trace.words[name])
 
 
-@pytest.mark.parametrize("cache_fraction,flash,with_layout", [
-    (0.0, {}, False),  # no cache, model order: the issue's case
-    (0.4, {}, False),
-    (0.4, {"merge_gap_KiB": 0.5}, True),
-    (0.6, {"merge_gap_KiB": 1.0, "bundle_up_gate": False}, True),
+@pytest.fixture(scope="module")
+def tiny_plain(tmp_path_factory):
+    """A plain FFN (OPT: no W_gate), whose `up` group is one matrix, not an up/gate pair."""
+    root = tmp_path_factory.mktemp("ra_plain")
+    return {"root": root, "model": load_model(save_tiny_checkpoint(root / "opt", "opt"),
+                                              dtype="float64")}
+
+
+@pytest.mark.parametrize("arch,cache_fraction,flash,with_layout", [
+    ("llama", 0.0, {}, False),  # no cache, model order: the issue's case
+    ("llama", 0.4, {}, False),
+    ("llama", 0.4, {"merge_gap_KiB": 0.5}, True),
+    ("llama", 0.6, {"merge_gap_KiB": 1.0, "bundle_up_gate": False}, True),
+    ("llama", 0.4, {"locality": "token", "local_range_MiB": 1e-3, "far_range_GiB": 1e-5}, False),
+    ("opt", 0.4, {}, False),
 ])
-def test_the_methods_own_estimate_equals_memsims_count_of_its_trace(tiny, cache_fraction, flash,
+def test_the_methods_own_estimate_equals_memsims_count_of_its_trace(request, arch,
+                                                                    cache_fraction, flash,
                                                                     with_layout, tmp_path):
-    loaded = tiny["model"]
+    loaded = request.getfixturevalue("tiny" if arch == "llama" else "tiny_plain")["model"]
     hw_path, data = _hw_file(tmp_path, "hw", cache_fraction, loaded, **flash)
     params = {**PARAMS, "request_weight": 2.0}
     if with_layout:

@@ -241,7 +241,8 @@ def cache_params_from_hw(config: EvalConfig, loaded: LoadedModel) -> dict:
 
 def _dip_groups(params: dict, loaded: LoadedModel, method: str = "dip_ca") -> list[MaskGroup]:
     """DIP's two mask groups with stand-in masks at the nominal keep fractions (what a
-    `proportional` budget split reads; `equal` reads only the shapes)."""
+    `proportional` budget split reads; `equal` reads only the shapes), as memsim groups a DIP
+    trace: `up_gate` (a column of W_up and of W_gate), or `up` alone in a plain FFN."""
     shape = loaded.shape
     L, H, I = shape.num_hidden_layers, shape.hidden_size, shape.intermediate_size
     up_keep, down_keep = resolve_keeps(parse_params(MASKS.get(method).Params, params, method),
@@ -249,4 +250,4 @@ def _dip_groups(params: dict, loaded: LoadedModel, method: str = "dip_ca") -> li
     up, down = np.zeros((1, L, H), bool), np.zeros((1, L, I), bool)
     for layer, (ku, kd) in enumerate(zip(keep_to_k(up_keep, H), keep_to_k(down_keep, I))):
         up[0, layer, :ku], down[0, layer, :kd] = True, True
-    return [MaskGroup.from_mask("up_gate", up, I, 2), MaskGroup.from_mask("down", down, H, 1)]
+    return Trace(up=up, down=down, model=shape).groups()  # as memsim groups a DIP trace

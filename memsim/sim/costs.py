@@ -85,13 +85,25 @@ class _Acc:
 def group_geometries(hw: HardwareConfig, trace: Trace, plan: DramPlan,
                      layout: Layout | None) -> list[ReadGeometry]:
     """How each mask group sits in flash: dense groups stream their regions in file order
-    (sequential); masked groups are read at data-dependent offsets (random), priced within
-    the span `flash.locality` names."""
-    groups, model = trace.groups(), trace.model
-    span = locality_span_bytes(hw, groups, plan.vector_bytes, model.num_hidden_layers,
+    (sequential); masked groups are read at data-dependent offsets (random)."""
+    groups = trace.groups()
+    return read_geometries(hw, trace.model, groups, plan.vector_bytes, layout,
+                           [_is_dense(trace, g) for g in groups])
+
+
+def read_geometries(hw: HardwareConfig, model: ModelShape, groups: list[MaskGroup],
+                    vector_bytes: list[float], layout: Layout | None,
+                    sequential: list[bool] | None = None) -> list[ReadGeometry]:
+    """The read geometry of each of a token's `groups` (one column = its `vector_bytes`);
+    random reads are priced within the span `flash.locality` names, which depends on all of
+    them. `sequential`: per group, whether it streams in file order (default: none does).
+    The simulator and a mask that prices its own reads (request_estimate.py) both use this,
+    so they price the same requests the same way."""
+    span = locality_span_bytes(hw, groups, vector_bytes, model.num_hidden_layers,
                                weight_file_bytes(model, hw))
-    return [geometry(hw, g, vb, layout, sequential=_is_dense(trace, g), span_bytes=span)
-            for g, vb in zip(groups, plan.vector_bytes)]
+    sequential = sequential or [False] * len(groups)
+    return [geometry(hw, g, vb, layout, sequential=seq, span_bytes=span)
+            for g, vb, seq in zip(groups, vector_bytes, sequential, strict=True)]
 
 
 def weight_file_bytes(model: ModelShape, hw: HardwareConfig) -> float:

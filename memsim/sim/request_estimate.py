@@ -3,8 +3,9 @@
 A request-aware mask (workloads/masks/dip_ra.py) needs, per mask group and layer, where each
 column sits in flash: the read units ("cells") its slot spans, how far apart two runs may be
 and still be read as one request, and what a request of n cells costs. `ColumnPlacement`
-holds that, derived from the same `geometry()` the simulator uses (flash_reads.py), so a
-mask and the simulator agree on pages, alignment, layout, merge gap and per-request floor.
+holds that, derived from the same geometries the simulator builds (costs.read_geometries),
+so a mask and the simulator agree on pages, alignment, layout, merge gap, per-request floor
+and the span (`flash.locality`) that floor is judged by.
 
 Cells are the flash's pages; on byte-addressable flash (no pages) they are the columns'
 slots, with the merge gap in whole slots (a gap of g bits joins runs at most floor(g / slot)
@@ -24,9 +25,10 @@ import numpy as np
 from memsim.core.errors import ConfigError
 from memsim.hw import HardwareConfig
 from memsim.hw.layouts import Layout, load_layout
-from memsim.sim.flash_reads import geometry
+from memsim.sim.costs import read_geometries
+from memsim.sim.flash_reads import ReadGeometry
 from memsim.sim.plan import plan_dram
-from memsim.traces import MaskGroup, ModelShape
+from memsim.traces import ModelShape, Trace
 
 GROUP_NAMES = ("up_gate", "down")  # DIP's two mask groups, in memsim.Trace.groups() order
 
@@ -65,11 +67,10 @@ class ColumnPlacement:
         return np.where(cells <= self.short_cells, self.request_s, cells * self.cell_s)
 
 
-def column_placement(hw: HardwareConfig, group: MaskGroup, vector_bytes: float,
-                     layout: Layout | None, num_layers: int) -> ColumnPlacement:
-    """The placement of `group` on `hw` (one column = `vector_bytes`), as the simulator reads
-    it: masked reads are random (never the sequential whole-region stream)."""
-    geom = geometry(hw, group, vector_bytes, layout, sequential=False)
+def column_placement(geom: ReadGeometry, name: str, vector_bytes: float,
+                     num_layers: int) -> ColumnPlacement:
+    """The placement of group `name` read with `geom` (one column = `vector_bytes`): the
+    geometry of a masked (random) read, as the simulator builds it (costs.read_geometries)."""
     N = geom.num_columns
     pos = (np.broadcast_to(np.arange(N, dtype=np.int64), (num_layers, N))
            if geom.pos.shape[0] == 0 else geom.pos.astype(np.int64))
@@ -84,7 +85,7 @@ def column_placement(hw: HardwareConfig, group: MaskGroup, vector_bytes: float,
         num_cells = N
         gap, short = geom.gap_units // geom.slot_bits, 0
         cell_s, cell_bytes, bit_s = geom.slot_bits * geom.per_unit_s, 0.0, geom.per_unit_s
-    return ColumnPlacement(group.name, np.ascontiguousarray(first),
+    return ColumnPlacement(name, np.ascontiguousarray(first),
                            np.ascontiguousarray(last), num_cells, int(min(gap, num_cells)),
                            int(min(short, num_cells)), geom.floor_s, cell_s, geom.latency_s,
                            geom.regions, cell_bytes, float(vector_bytes), bit_s)
@@ -92,9 +93,10 @@ def column_placement(hw: HardwareConfig, group: MaskGroup, vector_bytes: float,
 
 def dip_placements(hw: HardwareConfig, model: ModelShape,
                    layout: Layout | str | None = None) -> dict[str, ColumnPlacement]:
-    """Placements of DIP's two mask groups (`up_gate`: the H inputs, a column of W_up and of
-    W_gate each; `down`: the I columns of W_down) on `hw`. `layout`: a Layout, a layout file,
-    or None for `hw.flash.layout` (model order when that is unset too)."""
+    """Placements of DIP's two mask groups on `hw`, keyed `up_gate` (the H inputs: a column of
+    W_up and of W_gate each; of W_up alone in a plain FFN, where memsim names the group `up`)
+    and `down` (the I columns of W_down). `layout`: a Layout, a layout file, or None for
+    `hw.flash.layout` (model order when that is unset too)."""
     if layout is None and hw.flash.layout is not None:
         layout = hw.flash.layout
     if isinstance(layout, str):
@@ -102,11 +104,14 @@ def dip_placements(hw: HardwareConfig, model: ModelShape,
         layout = load_layout(layout)
         layout.check_model(model, source=source)
     L, H, I = model.num_hidden_layers, model.hidden_size, model.intermediate_size
-    groups = [MaskGroup.from_mask("up_gate", np.zeros((1, L, H), bool), I, 2, "up"),
-              MaskGroup.from_mask("down", np.zeros((1, L, I), bool), H, 1, "down")]
+    # the groups, vector bytes and geometries the simulator gives a DIP trace of this model
+    groups = Trace(up=np.zeros((1, L, H), bool), down=np.zeros((1, L, I), bool),
+                   model=model).groups()
     plan = plan_dram(hw, model, groups, 0.0)  # vector bytes do not depend on the budget
-    return {g.name: column_placement(hw, g, vb, layout, L)
-            for g, vb in zip(groups, plan.vector_bytes)}
+    geometries = read_geometries(hw, model, groups, plan.vector_bytes, layout)
+    return {role: column_placement(geom, g.name, vb, L)
+            for role, g, geom, vb in zip(GROUP_NAMES, groups, geometries, plan.vector_bytes,
+                                         strict=True)}
 
 
 @dataclass(frozen=True)
