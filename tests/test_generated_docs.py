@@ -30,7 +30,6 @@ NUMBER = re.compile(r"(?<![\w./])(?<![A-Za-z]-)(\d+(?:,\d{3})*(?:\.\d+)?)(?=x\b|
 # expecting failure until then; strict, so a converted one turns this test red until its
 # entry is removed. (Names absent from benchmarks/ are ignored.)
 NOT_YET_CONVERTED = {
-    "flash_layout_study": "converted by the flash-layout change (issue 17)",
     "sustained": "written before this check (issue 18): needs render_example()",
     "validation": "written before this check (issue 19): needs render_example()",
 }
