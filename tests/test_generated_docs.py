@@ -29,11 +29,7 @@ NUMBER = re.compile(r"(?<![\w./])(?<![A-Za-z]-)(\d+(?:,\d{3})*(?:\.\d+)?)(?=x\b|
 # Generators written before this check, converted by their owners: the scan covers them,
 # expecting failure until then; strict, so a converted one turns this test red until its
 # entry is removed. (Names absent from benchmarks/ are ignored.)
-NOT_YET_CONVERTED = {
-    "flash_layout_study": "converted by the flash-layout change (issue 17)",
-    "flash_model_tables": "written by the flash change (issue 17) before this check reached "
-                          "it: needs render_example()",
-}
+NOT_YET_CONVERTED: dict[str, str] = {}  # every generator is converted
 
 
 FIXTURE_PREFIXES = ("render_example", "example_")  # functions that build the fixture

@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from memsim.hw.config import HardwareConfig
 
 SIZES_KiB = (4, 8, 16, 32, 64, 128, 256, 512, 1024)
-PATTERNS = {"random (8 GiB span)": (False, 8 * 2**30), "random (128 MiB span)": (False, 2**27),
-            "sequential": (True, None)}
+FAR_SPAN_BYTES, NEAR_SPAN_BYTES = 8 * 2**30, 2**27
+PATTERNS = {f"random ({FAR_SPAN_BYTES / 2**30:g} GiB span)": (False, FAR_SPAN_BYTES),
+            f"random ({NEAR_SPAN_BYTES / 2**20:g} MiB span)": (False, NEAR_SPAN_BYTES),
+            "sequential": (True, None)}  # label -> (sequential, span): labels say the span
 STREAM_REQUESTS = 10_000
 WITHIN = 0.15  # how close a preset's probe must come to a published figure ("~x")
 POWERINFER2 = "PowerInfer-2 (Xue et al. 2024), UFS 4.0, Snapdragon 8 Gen 3 (PAPER.md sec. 6)"
