@@ -2,7 +2,7 @@
 
 Runs memsim/demo_sweep.yaml (SmolLM2-135M on the flagship preset, DRAM sizes at the model's
 scale, dense streaming vs DIP vs DIP-CA, real masked forward passes on Shakespeare; DIP and
-DIP-CA with naive flash access and searched: the fastest of three flash-access settings at
+DIP-CA with naive flash access and searched: the fastest of four flash-access settings at
 each DRAM size, named per point), writes the figures, prints the summary table (the one
 `memsim sweep` prints) and where everything is. Rerunning resumes.
 """
