@@ -129,15 +129,21 @@ class DipCacheAware(Dip):
         """Cache-aware top-k over the tokens of `values` (1, T, N), in order."""
         if values.shape[0] != 1:
             raise ValueError("dip_ca walks one sequence at a time (batch size 1)")
+        scores, low = self._scores(layer, values)
+        masks, hits = cache_aware_topk(scores, low, k, self.policies[group][layer])
+        self._hits[group][layer].append(hits)
+        return torch.from_numpy(masks).reshape(values.shape)
+
+    def _scores(self, layer: int, values: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """(T, N) scores |values| of the layer's next tokens and (T, N) their scaled-down
+        version for uncached columns (gamma, its warm-up ramp, the protected top-n)."""
         scores = as_rows(values.abs())  # (T, N)
         positions = self._positions[layer] + np.arange(scores.shape[0])
         gammas = warm_up_gammas(self.params.gamma, positions, self.params.warm_up)  # (T,)
         low = scores * gammas.astype(scores.dtype)[:, None]  # (T, N)
         if self.params.fixed_top_n > 0:  # the n largest are protected from the scaling
             low = np.where(topk_rows(scores, self.params.fixed_top_n), scores, low)
-        masks, hits = cache_aware_topk(scores, low, k, self.policies[group][layer])
-        self._hits[group][layer].append(hits)
-        return torch.from_numpy(masks).reshape(values.shape)
+        return scores, low
 
     def sequence_stats(self) -> dict[str, np.ndarray]:
         """cache_hits (T, G, L): hits per token, group (up_gate, down) and layer."""

@@ -29,9 +29,9 @@ from memsim.core.errors import ConfigError, user_input
 from memsim.hw import load_hw
 from memsim.sim import ColumnPlacement, dip_placements, estimate_reads
 from workloads.masks._request_select import request_aware_select
-from workloads.masks._select import as_rows, topk_row, topk_rows
+from workloads.masks._select import topk_row
 from workloads.masks.base import MASKS, TEXT, Check, _is_real, param
-from workloads.masks.dip_ca import GROUPS, DipCacheAware, DipCaParams, warm_up_gammas
+from workloads.masks.dip_ca import GROUPS, DipCacheAware, DipCaParams
 
 DEFAULT_REQUEST_WEIGHT = 1.0  # a lone page read must bring about one marginal column
 WEIGHT = Check("a number >= 0", lambda v: _is_real(v) and v >= 0)
@@ -89,12 +89,7 @@ class DipRequestAware(DipCacheAware):
         """Request-aware top-k over the tokens of `values` (1, T, N), in order."""
         if values.shape[0] != 1:
             raise ValueError("dip_ra walks one sequence at a time (batch size 1)")
-        scores = as_rows(values.abs())  # (T, N)
-        positions = self._positions[layer] + np.arange(scores.shape[0])
-        gammas = warm_up_gammas(self.params.gamma, positions, self.params.warm_up)  # (T,)
-        low = scores * gammas.astype(scores.dtype)[:, None]  # (T, N)
-        if self.params.fixed_top_n > 0:  # the n largest are protected from the scaling
-            low = np.where(topk_rows(scores, self.params.fixed_top_n), scores, low)
+        scores, low = self._scores(layer, values)  # DIP-CA's reweighting
         masks, hits = self._request_aware_topk(group, layer, scores, low, k)
         self._hits[group][layer].append(hits.sum(axis=1))
         self._misses[group][layer].append(masks & ~hits)
