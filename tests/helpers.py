@@ -48,11 +48,21 @@ def make_hw(*overrides: dict):
     return hw_from_dict(data, source="test.yaml")
 
 
-def capacity_for(fraction_of_mlp: float, model: ModelShape = TINY, extra_GB: float = 0.0):
-    """A DRAM size that leaves about `fraction_of_mlp` of the 4-bit MLP as cache budget."""
-    static = 1e-3  # the tiny model's static part is far below 1 MB
-    return {"dram": {"capacity_GB": extra_GB + static + fraction_of_mlp * model.num_hidden_layers
-                     * model.mlp_params_per_layer * 0.5 / 1e9}}
+def capacity_for(fraction_of_mlp: float, model: ModelShape = TINY, extra_GB: float = 0.0,
+                 kv_tokens: int = 16):
+    """A DRAM size whose cache budget holds about `fraction_of_mlp` of the 4-bit MLP: the
+    resident non-MLP weights and a KV cache of `kv_tokens` (the fixtures' traces are shorter)
+    at BASE_HW's precision, plus that share of the MLP. 0 leaves at most the unused KV room."""
+    from memsim.sim.footprint import Footprint
+    from memsim.sim.plan import resident_weight_bytes
+
+    hw = make_hw()
+    fp = Footprint.of(model, hw)
+    static_bytes = (resident_weight_bytes(hw, model, fp)
+                    + kv_tokens * fp.kv_bytes_per_token_per_layer * model.num_hidden_layers)
+    mlp_bytes = model.num_hidden_layers * fp.mlp_bytes_per_layer
+    return {"dram": {"capacity_GB": extra_GB + (static_bytes + fraction_of_mlp * mlp_bytes)
+                     / 1e9}}
 
 
 def random_trace(T: int = 12, density: float = 0.5, seed: int = 0, model: ModelShape = TINY,

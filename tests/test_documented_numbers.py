@@ -161,8 +161,11 @@ def test_the_documented_average_kv_formula_computes_what_the_code_uses(P, n):
     """The formula each doc writes, evaluated, equals the code's: a doc that drifts from the
     code (or code that drifts from the docs) fails here."""
     hw = make_hw({"timing": {"kv_length": "average"}})
+    priced = kv_lengths(hw, random_trace(T=n, prompt_len=P, sequence_lengths=(n,)))
     for where, formula in _average_kv_formulas().items():
-        assert _evaluate(formula, P=P, n=n) == kv_budget_tokens(hw, P, n), (where, formula)
+        documented = _evaluate(formula, P=P, n=n)
+        assert documented == kv_budget_tokens(hw, P, n), (where, formula, "DRAM plan")
+        assert np.all(priced == documented), (where, formula, "per-token pricing")
 
 
 # ---------------------------------------------------------------- CATS calibration

@@ -174,7 +174,8 @@ def test_ufs_many_small_reads_are_slower_than_one_large_read():
 # free and no context, so DRAM moves nothing and every duration is bytes / 1e9 or ops / 5e12.
 PREFILL_HW = ({"timing": {"dram_writes": "free"},
                "placement": {"attention": "streamed", "embedding": "streamed",
-                             "lm_head": "streamed", "mlp": "streamed"}}, capacity_for(2.0))
+                             "lm_head": "streamed", "mlp": "streamed"}},
+              capacity_for(2.0, kv_tokens=4096 + 16))  # room for the longest prompt
 
 
 def _prefill_parts(P: int):
@@ -272,11 +273,11 @@ def test_analytic_model_ignores_what_the_event_engine_adds():
 
 
 def test_adapters_are_resident_and_read_every_token():
-    hw = make_hw(REFERENCE, capacity_for(0.5))
+    adapter_bytes = 20_000 * 16 / 8
+    hw = make_hw(REFERENCE, capacity_for(0.5, extra_GB=adapter_bytes / 1e9))  # no overflow
     plain = random_trace(T=6, seed=7)
     adapted = dataclasses.replace(plain, adapter_params=20_000)
     a, b = simulate(hw, TINY, plain), simulate(hw, TINY, adapted)
-    adapter_bytes = 20_000 * 16 / 8
     assert b.dram_used_breakdown_bytes["resident_weights"] == pytest.approx(
         a.dram_used_breakdown_bytes["resident_weights"] + adapter_bytes)
     assert b.dram_read_bytes_per_token + b.flash_bytes_per_token == pytest.approx(

@@ -239,6 +239,7 @@ def test_compiled_counting_equals_the_plain_python_reference(seed):
     (288, 4096, 1, 3.5, plans.PAGE, True),  # SmolLM2 W_down column: chunks in 16 phases
     (1001, 4096, 70, 3.5, plans.PAGE, False),  # odd size: arrived slot by slot; a wide gap
     (300 * 1024, 4096, 0, 100.5, plans.WALK, False),  # a slot spanning more than 64 pages
+    (300 * 1024, 4096, 75, 100.5, plans.WALK, False),  # ... one unread slot is exactly the gap
 ])
 def test_each_counting_path_equals_the_reference(slot_bytes, page_bytes, gap, floor_units,
                                                  path, reverse):

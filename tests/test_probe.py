@@ -88,6 +88,20 @@ def test_a_simulated_transfer_costs_what_the_probe_prices(pages, locality):
     assert result.breakdown_s["flash"] == pytest.approx(probed, rel=1e-12)
 
 
+@pytest.mark.parametrize("overhead_us", [0.0, 2.0, 50.0])
+def test_a_request_costs_its_host_overhead_when_that_exceeds_the_iops_floor(overhead_us):
+    """Hand-computed on the flagship (244 K IOPS within 128 MiB, 3.5 GB/s random): 100
+    requests of 4 KiB (and of 64 KiB) within 1 MiB cost the latency plus 100 times
+    max(1 / IOPS, host overhead, bytes / bandwidth)."""
+    base = load_hw("flagship")
+    hw = dataclasses.replace(base, flash=dataclasses.replace(
+        base.flash, host_request_overhead_us=overhead_us))
+    for size in (PAGE, 16 * PAGE):
+        want = 100e-6 + 100 * max(1 / 244e3, overhead_us * 1e-6, size / 3.5e9)
+        got = float(hw.flash.read_time_s(100 * size, 100, sequential=False, range_bytes=2**20))
+        assert got == pytest.approx(want, rel=1e-12), (size, overhead_us)
+
+
 def test_probe_command_prints_every_size_and_pattern(capsys):
     assert main(["hw", "probe", "flagship"]) == 0
     out = capsys.readouterr().out

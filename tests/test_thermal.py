@@ -176,7 +176,7 @@ def _heated_hw(thermal: dict, energy_pJ: float = 0.0):
                            "write_energy_pJ_per_byte": energy_pJ},
                   "compute": {"units": {"npu": {"peak_TOPS": 10.0, "efficiency": 0.5,
                                                 "energy_pJ_per_op": energy_pJ}}}},
-                 capacity_for(0.4))
+                 capacity_for(0.4, kv_tokens=512 + 16))  # the sessions' longest context
     data = to_plain(hw)
     data["thermal"] = {**to_plain(_thermal()), **thermal}
     return hw_from_dict(data, source="test.yaml")
