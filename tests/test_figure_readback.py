@@ -181,3 +181,27 @@ def test_the_svg_holds_every_drawn_series(drawn):
         gids = {a.get_gid() for ax in fig.axes for a in [*ax.lines, *ax.collections,
                                                           *ax.patches] if a.get_gid()}
         assert gids and all(f'id="{gid}"' in svg for gid in gids), name
+
+
+@pytest.mark.parametrize("extra_title_lines", [0, 2, 4])
+def test_the_legend_stays_clear_of_the_title_and_inside_the_figure(drawn, extra_title_lines):
+    """A search's notes add title lines (`memsim demo`: two per method); the figure grows
+    with them, so the legend, centred on the figure's height, never reaches into the title."""
+    import dataclasses
+
+    from memsim.sweeps.figures import draw, figure_data
+
+    _, table = drawn
+    computed, _ = figure_data(table, ppl_tolerance=0.1)
+    note = "DIP (searched): model order, merge 4 KiB at 42, 48 MB; co-activation layout"
+    for name, data in computed.items():
+        data = dataclasses.replace(data, title=data.title + f"\n{note}" * extra_title_lines)
+        fig = draw(data)
+        renderer = fig.canvas.get_renderer()
+        fig.draw(renderer)
+        title = fig._suptitle.get_window_extent(renderer)
+        page = fig.bbox
+        for legend in fig.legends:
+            box = legend.get_window_extent(renderer)
+            assert not box.overlaps(title), (name, extra_title_lines, box, title)
+            assert page.y0 <= box.y0 and box.y1 <= page.y1, (name, box, page)

@@ -89,7 +89,11 @@ def _size(data: FigureData) -> tuple[float, float]:
     if _has_bars(data):
         return (max(8.0, max(3.2, 0.55 * _max_bars(data) + 1.2) * columns + 2.2),
                 1.6 + 3.8 * rows)
-    return (5.4 * columns + 4.0, 1.6 + 4.2 * rows)  # 4 in: the legend, right of the axes
+    width_in = 5.4 * columns + 4.0  # 4 in: the legend, right of the axes
+    # the legend is centred on the figure's height: each title line past two (0.22 in at
+    # 13 pt) grows the figure, so a tall legend never reaches up into a long title
+    title_lines = _wrap(data.title, int(width_in * TITLE_CHARS_PER_IN)).count("\n") + 1
+    return width_in, 1.6 + 4.2 * rows + 0.44 * max(0, title_lines - 2)
 
 
 def _max_bars(data: FigureData) -> int:
