@@ -15,10 +15,10 @@ asserts nothing about time. Pin it to one core for one-core figures:
 Adding a workload: write `def name(hw, model, trace, repeats) -> Figure` below and list it in
 WORKLOADS; `main` runs it at every DRAM size and prints its rows and its worst.
 The event path (issue 18's target: >= 1,000 simulated tok/s) is timed by
-    python benchmarks/bench_simulator.py --event-path [--answer-tokens 2048]
+    python benchmarks/bench_simulator.py --event-path [--answer-tokens 2048] [--dram ...]
 with heat (flagship_phone) and one background app (camera_preview): a chat session of one
 long answer looping the same trace, against the compiled path and the event path with
-nothing beside it on the same trace.
+nothing beside it on the same trace, at each DRAM size; the worst heated figure counts.
 """
 from __future__ import annotations
 
@@ -92,11 +92,11 @@ def main() -> None:
     args = parser.parse_args()
     if args.tokens < 1 or args.repeats < 1 or args.answer_tokens < 1:
         parser.error("--tokens, --repeats and --answer-tokens must be at least 1")
+    if min(args.dram) <= 0:
+        parser.error("--dram sizes must be positive (GB)")
     if args.event_path:
         event_path(args)
         return
-    if min(args.dram) <= 0:
-        parser.error("--dram sizes must be positive (GB)")
     model, hw = load_model_shape("phi-3-medium"), load_hw(args.hw)
     trace = synth_trace(model, args.tokens, 0.5, seed=0)
     simulate(with_dram(hw, args.dram[0]), model, dataclasses.replace(trace))  # compile once
@@ -121,12 +121,25 @@ def main() -> None:
 
 def event_path(args) -> None:
     """Simulator speed of the event path (heat + a camera app) and, on the same trace, of the
-    compiled and the event path with nothing beside the decode stream."""
+    compiled and the event path with nothing beside the decode stream, at each DRAM size."""
+    model, base = load_model_shape("phi-3-medium"), load_hw(args.hw)
+    trace = synth_trace(model, args.tokens, 0.5, seed=0)
+    print(f"workload: phi-3-medium, DIP density 0.5, {base.name}; trace of {args.tokens} "
+          f"tokens; session answer of {args.answer_tokens} tokens looping it")
+    worst = float("inf")
+    for capacity in args.dram:
+        print(f"\nDRAM {capacity:g} GB")
+        for label, speed in event_path_rows(args, model, with_dram(base, capacity), trace):
+            if "heat" in label:
+                worst = min(worst, speed)
+    print(f"\nevent path with heat + camera_preview: worst {worst:,.0f} simulated tok/s")
+
+
+def event_path_rows(args, model, hw, trace) -> list[tuple[str, float]]:
+    """Time the four rows at one DRAM size; print each, return (label, best tok/s)."""
     from memsim.core.schema import to_plain
     from memsim.hw.config import hw_from_dict
 
-    model, hw = load_model_shape("phi-3-medium"), load_hw(args.hw)
-    trace = synth_trace(model, args.tokens, 0.5, seed=0)
     hot = hw_from_dict({**to_plain(hw), "thermal": "flagship_phone",
                         "background": ["camera_preview"]})
     session = {"turns": [{"prompt_tokens": 64, "answer_tokens": args.answer_tokens}],
@@ -136,8 +149,7 @@ def event_path(args) -> None:
             ("event path, heat + camera_preview, the trace", hot, None, "event", args.tokens),
             ("event path, heat + camera_preview, session", hot, session, "event",
              args.answer_tokens)]
-    print(f"workload: phi-3-medium, DIP density 0.5, {hw.name}; trace of {args.tokens} "
-          f"tokens; session answer of {args.answer_tokens} tokens looping it")
+    out = []
     for label, phone, sess, engine, tokens in rows:
         walls = []
         for _ in range(args.repeats):
@@ -149,7 +161,9 @@ def event_path(args) -> None:
         print(f"{label}: best {tokens / best:,.0f} simulated tok/s ({best * 1e3:.1f} ms), "
               f"median {tokens / median:,.0f} over {args.repeats} runs; on the phone "
               f"{result.tokens_per_s:.2f} tok/s, sustained {result.sustained_tokens_per_s:.2f}, "
-              f"{result.simulated_time_s:.1f} s simulated")
+              f"{result.simulated_time_s:.1f} s simulated", flush=True)
+        out.append((label, tokens / best))
+    return out
 
 
 if __name__ == "__main__":
