@@ -31,7 +31,6 @@ from workloads.testing import (
     TINY_PREDICTOR,
     sample_text,
     save_tiny_checkpoint,
-    single_thread,
     train_tiny_predictor,
     two_split_corpus,
 )
@@ -39,10 +38,7 @@ from workloads.testing import (
 WINDOW = TINY_PREDICTOR["window_len"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    with single_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

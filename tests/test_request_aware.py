@@ -31,6 +31,8 @@ from workloads.model import load_model
 from workloads.perplexity import score_window
 from workloads.testing import sample_text, save_tiny_checkpoint, single_thread
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
+
 SMOL = load_model_shape("smollm2-135m")
 GROUPS = [("up_gate", "up", 2), ("down", "down", 1)]
 
@@ -193,12 +195,6 @@ def test_a_higher_weight_buys_cheaper_reads_for_less_score():
 # ------------------------------------------------------------ on a real (tiny) model
 TINY_FLASH = merge(UFS, {"page_size_KiB": 0.5})  # tiny columns: 96-byte up/gate bundles
 PARAMS = {"density": 0.5, "gamma": 0.3}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    with single_thread():
-        yield
 
 
 @pytest.fixture(scope="module")

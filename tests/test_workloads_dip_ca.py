@@ -13,17 +13,14 @@ from workloads.masks import build_generator
 from workloads.masks.dip_ca import GROUPS, warm_up_gammas
 from workloads.model import load_model
 from workloads.perplexity import score_window
-from workloads.testing import save_tiny_checkpoint, single_thread
+from workloads.testing import save_tiny_checkpoint
 
 ONLINE = [n for n in POLICIES.names() if not POLICIES.get(n).is_offline]
 PARAMS = {"density": 0.4, "gamma": 0.3, "fixed_top_n": 2, "warm_up": True,
           "up_gate_capacity": [24, 32], "down_capacity": [40, 30]}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    with single_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -13,15 +13,12 @@ from memsim.traces.trace import Trace
 from workloads.cli import add_eval_arguments, main, method_params
 from workloads.corpus import Corpus
 from workloads.model import load_model
-from workloads.testing import sample_text, save_tiny_checkpoint, single_thread
+from workloads.testing import sample_text, save_tiny_checkpoint
 
 RUN = dict(windows=3, window_len=32, progress=False)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    with single_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

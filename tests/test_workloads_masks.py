@@ -12,7 +12,7 @@ from workloads.masks._select import topk_row, topk_rows
 from workloads.masks.dip import dip_keeps_from_density
 from workloads.model import load_model
 from workloads.perplexity import calibrate, score_window
-from workloads.testing import ARCHS, save_tiny_checkpoint, single_thread, train_tiny_predictor
+from workloads.testing import ARCHS, save_tiny_checkpoint, train_tiny_predictor
 
 FULL = {"dense": {}, "glu": {"density": 1.0}, "cats": {"density": 1.0},
         "dip": {"density": 1.0}, "dip_ca": {"density": 1.0, "gamma": 0.0},
@@ -20,10 +20,7 @@ FULL = {"dense": {}, "glu": {"density": 1.0}, "cats": {"density": 1.0},
         "predictor": {"density": 1.0}}  # + the folder of a predictor trained for density 1
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    with single_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

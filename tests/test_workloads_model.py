@@ -11,13 +11,10 @@ from memsim.core.errors import ConfigError
 from workloads.masked_mlp import MaskRecorder, masked
 from workloads.masks import build_generator
 from workloads.model import DEFAULT_MODEL, load_model
-from workloads.testing import ARCHS, save_tiny_checkpoint, single_thread
+from workloads.testing import ARCHS, save_tiny_checkpoint
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    with single_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

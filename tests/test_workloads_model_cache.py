@@ -18,15 +18,12 @@ import workloads.model_cache as model_cache
 from memsim.core.cache_dir import CACHE_DIR_ENV
 from workloads.model import DEFAULT_MODEL, load_model
 from workloads.model_cache import MANIFEST, SAFE_SUFFIXES
-from workloads.testing import sample_text, save_tiny_gguf, single_thread
+from workloads.testing import sample_text, save_tiny_gguf
 
 pytest.importorskip("gguf")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    with single_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -14,13 +14,10 @@ from memsim.traces.trace import Trace
 from workloads.masked_mlp import MaskRecorder, masked
 from workloads.masks import build_generator
 from workloads.model import PlainFFN, load_model
-from workloads.testing import sample_text, save_tiny_checkpoint, single_thread
+from workloads.testing import sample_text, save_tiny_checkpoint
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    with single_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -35,10 +35,15 @@ class LRUPolicy(CachePolicy):
         if extra is not None:
             self._last_use[extra & ~mask] = 2 * self._now
         self._last_use[mask] = 2 * self._now + 1
-        self._resident = next_resident(mask, self._resident, self.capacity_columns,
+        self._resident = next_resident(mask, self._kept(), self.capacity_columns,
                                        (self._last_use,), extra)
         self._now += 1
         return hit
+
+    def _kept(self) -> np.ndarray:
+        """Residents that may stay after this token (recency already updated): all of them;
+        a subclass narrows it (window.py: those the last k tokens used)."""
+        return self._resident
 
     @classmethod
     def run_batch(cls, groups: list[np.ndarray], capacities: list[np.ndarray],

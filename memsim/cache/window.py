@@ -18,17 +18,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from memsim.cache._admit import next_resident
 from memsim.cache._packed import resolve_lengths
-from memsim.cache.base import POLICIES, CacheOutcome, CachePolicy
+from memsim.cache.base import POLICIES, CacheOutcome
+from memsim.cache.lru import LRUPolicy
 from memsim.traces.bits import as_packed, pack_words, popcount
 
 DEFAULT_WINDOW_TOKENS = 5  # LLM in a flash's main setting (k = 5, their Table 2)
 
 
 @POLICIES.register("window")
-class WindowPolicy(CachePolicy):
-    """Keeps what any of the last `window_tokens` tokens used (capped by the capacity)."""
+class WindowPolicy(LRUPolicy):
+    """Keeps what any of the last `window_tokens` tokens used (capped by the capacity): LRU's
+    step (recency, admission, eviction order) over only the window's residents."""
 
     window_tokens: int = DEFAULT_WINDOW_TOKENS
 
@@ -45,26 +46,9 @@ class WindowPolicy(CachePolicy):
         return type(f"WindowPolicy{window_tokens}", (WindowPolicy,),
                     {"window_tokens": window_tokens})
 
-    def reset(self) -> None:
-        self._resident = np.zeros(self.num_columns, bool)
-        self._last_use = np.full(self.num_columns, -1, np.int64)  # 2t+1 used, 2t arrived
-        self._now = 0
-
-    def resident(self) -> np.ndarray:
-        return self._resident
-
-    def access(self, mask: np.ndarray, extra: np.ndarray | None = None) -> np.ndarray:
-        mask = np.asarray(mask, bool)
-        hit = mask & self._resident
-        if extra is not None:
-            self._last_use[extra & ~mask] = 2 * self._now
-        self._last_use[mask] = 2 * self._now + 1
+    def _kept(self) -> np.ndarray:
         oldest = 2 * (self._now - self.window_tokens + 1)  # token now-k+1, arrived or used
-        in_window = self._resident & (self._last_use >= oldest)
-        self._resident = next_resident(mask, in_window, self.capacity_columns,
-                                       (self._last_use,), extra)
-        self._now += 1
-        return hit
+        return self._resident & (self._last_use >= oldest)
 
     @classmethod
     def run_batch(cls, groups: list, capacities: list[np.ndarray],
