@@ -138,7 +138,10 @@ def _check_neuron_flags(args) -> None:
               ("--reuse-share", args.reuse_share, lambda v: 0 <= v <= 1, "[0, 1]"),
               ("--popularity-std", args.popularity_std, lambda v: 0 <= v <= 10, "[0, 10]"))
     for flag, value, test, allowed in checks:
-        if value is None or not math.isfinite(value) or not test(value):
+        if value is None:
+            raise ConfigError("--group neurons needs it (the trace's stated statistics)",
+                              source="<cli>", key_path=flag, allowed=f"a value in {allowed}")
+        if not math.isfinite(value) or not test(value):
             raise ConfigError(f"needs a value in {allowed}, got {value}", source="<cli>",
                               key_path=flag, allowed=allowed)
     for flag, value, low in (("--window-tokens", args.window_tokens, 1),
