@@ -27,7 +27,12 @@ import sys
 import time
 from pathlib import Path
 
-from calibration_fidelity import SOURCES, WINDOWS, _hw_file  # same folder: shared traces
+from calibration_fidelity import (  # same folder: shared traces
+    SOURCES,
+    WINDOWS,
+    _hw_file,
+    eval_flags,
+)
 
 from memsim import load_hw, load_model_shape, simulate
 from memsim.core.errors import ConfigError
@@ -124,9 +129,10 @@ def ensure_test_trace(data: Path, name: str) -> Path:
     makes it (the same flags and windows; the held-out split only)."""
     path = data / name / "trace.npz"
     if not path.is_file():
-        flags, share = SOURCES[name.removeprefix("smol_").removesuffix("_test")]
-        cmd = [sys.executable, "-m", "memsim", "eval", *flags, "--split", "test", "--windows",
-               str(WINDOWS), "--out", str(path.parent), "--no-progress"]
+        source = name.removeprefix("smol_").removesuffix("_test")
+        _, share = SOURCES[source]
+        cmd = [sys.executable, "-m", "memsim", "eval", *eval_flags(source), "--split", "test",
+               "--windows", str(WINDOWS), "--out", str(path.parent), "--no-progress"]
         if share is not None:
             cmd += ["--hw", str(_hw_file(data, share))]
         print("making", path.parent, flush=True)
