@@ -12,6 +12,7 @@ has none). Prints figures; asserts nothing.
 """
 from __future__ import annotations
 
+import argparse
 import time
 
 import numpy as np
@@ -61,6 +62,9 @@ def train_one(x, labels, rank: int, steps: int, batch: int, lr: float, relu: boo
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     epilog="No options: the settings are SETTINGS above.")
+    parser.parse_args()
     loaded, corpus = load_model("smollm2-135m", progress=False), load_corpus()
     train = make_windows(corpus, "train", loaded.tokenizer, 128, 32, 0)
     test = make_windows(corpus, "test", loaded.tokenizer, 128, 8, 1)
