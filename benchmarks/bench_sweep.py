@@ -96,6 +96,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--tokens", type=int, nargs="+", default=[128, 256])
     args = parser.parse_args()
+    if args.workers < 1 or args.repeats < 1 or min(args.tokens) < 1:
+        parser.error("--workers, --repeats and --tokens must be at least 1")
     print(f"simulation-only sweep, 24 points, cores available: {os.cpu_count()}")
     print(f"this machine: a memory-bound numpy pass in {args.workers} processes gives "
           f"{machine_scaling(args.workers):.2f}x one process's throughput")

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from memsim.core.files import atomic_write_text
+from memsim.core.files import atomic_write_text, check_output_dir
 from memsim.core.schema import to_plain
 from memsim.hw.config import HardwareConfig, load_hw
 from memsim.hw.layouts import build_layout
@@ -43,7 +43,7 @@ from memsim.traces.calibrated import calibrate, generate
 from memsim.traces.calibrated.token_factor import layer_correlations, novelty
 from memsim.traces.model_shape import ModelShape, load_model_shape
 from memsim.traces.trace import Trace
-from run_info import machine, machine_text  # noqa: I001 (same folder)
+from run_info import machine, machine_text, run_main  # noqa: I001 (same folder)
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "calibrated_traces.md"
@@ -434,8 +434,8 @@ def main() -> None:
     parser.add_argument("--sources", nargs="+", default=list(STUDIED), choices=list(STUDIED))
     parser.add_argument("--write-docs", action="store_true")
     args = parser.parse_args()
-    work = Path(args.out)
-    work.mkdir(parents=True, exist_ok=True)
+    work = check_output_dir(args.out, "--out")  # before any evaluation or simulation
+    check_output_dir(args.data, "--data")
     start = time.perf_counter()
     results = {name: run_source(name, Path(args.data), work) for name in args.sources}
     (work / "fidelity.json").write_text(json.dumps(results, indent=1))
@@ -449,4 +449,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -26,9 +26,10 @@ from pathlib import Path
 
 from calibration_fidelity import WINDOW_LEN, ensure_traces  # same folder: the real traces
 from dram_points import capacity_for, with_dram  # same folder: shared with request_aware.py
+from run_info import run_main  # same folder
 
 from memsim import load_hw, load_model_shape, simulate
-from memsim.core.files import atomic_write_text
+from memsim.core.files import atomic_write_text, check_output_dir, check_output_file
 from memsim.hw.layouts import build_layout
 from memsim.hw.probe import probe_table
 from memsim.traces import Trace
@@ -285,7 +286,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "flash_layout.md")
     parser.add_argument("--workdir", type=Path, default=ROOT / "runs" / "flash_layout_study")
     args = parser.parse_args()
-    args.workdir.mkdir(parents=True, exist_ok=True)
+    check_output_file(args.out, "--out")  # before minutes of simulations, not after
+    check_output_dir(args.workdir, "--workdir")
+    check_output_dir(args.data, "--data")
     start = time.perf_counter()
     smol, phi3 = smollm2_points(args.data, args.workdir), phi3_points(args.data, args.workdir)
     minutes = (time.perf_counter() - start) / 60
@@ -296,4 +299,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -33,10 +33,10 @@ from calibration_fidelity import (  # same folder: shared traces
     _hw_file,
     eval_flags,
 )
+from run_info import run_main  # same folder
 
 from memsim import load_hw, load_model_shape, simulate
-from memsim.core.errors import ConfigError
-from memsim.core.files import atomic_write_text, read_text
+from memsim.core.files import atomic_write_text, check_output_dir, check_output_file, read_text
 from memsim.hw.flash.ufs import LOCALITIES
 from memsim.hw.probe import PUBLISHED, WITHIN, Published
 from memsim.sim.costs import weight_file_bytes
@@ -80,10 +80,9 @@ def main() -> None:
                         help="folder of the SmolLM2 traces (missing ones are made there)")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "flash_layout.md")
     args = parser.parse_args()
-    try:
-        page = read_text(args.out, what="page to write into")
-    except ConfigError as exc:
-        raise SystemExit(str(exc)) from None
+    page = read_text(args.out, what="page to write into")
+    check_output_file(args.out, "--out")
+    check_output_dir(args.data, "--data")
     if page.count(BEGIN) != 1 or page.count(END) != 1 or page.index(BEGIN) > page.index(END):
         raise SystemExit(f"{args.out}: needs one {BEGIN!r} and, after it, one {END!r}")
     tables = measure(args.data)
@@ -287,4 +286,4 @@ def render_example() -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

@@ -32,7 +32,12 @@ from dram_points import capacity_for, with_dram  # same folder: the same DRAM po
 from run_info import machine, machine_text, run_main
 
 from memsim import load_hw, load_model_shape, simulate
-from memsim.core.files import atomic_write_text, atomic_write_with
+from memsim.core.files import (
+    atomic_write_text,
+    atomic_write_with,
+    check_output_dir,
+    check_output_file,
+)
 from memsim.core.schema import to_plain
 from memsim.hw.layouts import build_layout
 from memsim.sim import plan_dram
@@ -508,9 +513,8 @@ def main() -> None:
                         help="folder of the traces (missing ones are made there)")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "request_aware.md")
     args = parser.parse_args()
-    if not args.out.parent.is_dir():
-        parser.error(f"--out: no such folder {args.out.parent}")
-    args.data.mkdir(parents=True, exist_ok=True)
+    check_output_file(args.out, "--out")  # before an hour of evaluations, not after
+    check_output_dir(args.data, "--data")
     start = time.perf_counter()
     made = make_traces(args.data)
     smol = smollm2_rows(args.data)

@@ -27,7 +27,7 @@ import numpy as np
 from run_info import machine, machine_text, run_main  # noqa: I001 (same folder)
 
 from memsim.core.errors import ConfigError
-from memsim.core.files import atomic_write_text
+from memsim.core.files import atomic_write_text, check_output_dir, check_output_file
 from memsim.core.schema import load_dataclass, spec, to_plain
 from memsim.core.strict_yaml import read_yaml_mapping
 from memsim.hw.config import HardwareConfig, hw_from_dict, load_hw
@@ -548,11 +548,12 @@ def main() -> None:
     parser.add_argument("--out", default="runs/sustained")
     parser.add_argument("--doc", default=str(ROOT / "docs" / "sustained.md"))
     args = parser.parse_args()
-    out, doc = Path(args.out), Path(args.doc)
+    doc = Path(args.doc)
     if not doc.parent.is_dir():
         raise ConfigError(f"no folder {doc.parent} to write {doc.name} in", key_path="--doc",
                           allowed="a .md path in an existing folder")
-    out.mkdir(parents=True, exist_ok=True)
+    check_output_file(doc, "--doc")
+    out = check_output_dir(args.out, "--out")
     start = time.perf_counter()
     published = load_published()
     session = load_session(SESSION_FILE)
