@@ -48,6 +48,17 @@ def test_belady_with_cache_aware_masking_is_filtered_with_a_reason():
     assert "offline oracle" in dropped[0][1]
 
 
+def test_a_window_setting_under_another_cache_policy_runs_once():
+    """window_tokens changes nothing for LRU: its two LRU points are one configuration."""
+    spec = sweep_from_dict(_sweep({"cache.impl": ["window", "lru"],
+                                   "cache.window_tokens": [1, 3]}))
+    points, dropped = expand(spec)
+    assert sorted((p.hw.cache.impl, p.hw.cache.window_tokens) for p in points) == [
+        ("lru", 5), ("window", 1), ("window", 3)]  # LRU's reset to the default
+    assert [d["hw.cache.impl"] for d, _ in dropped] == ["lru"]
+    assert "same configuration" in dropped[0][1]
+
+
 def test_points_are_frozen_configs_applied_to_fresh_copies():
     spec = sweep_from_dict(_sweep({"hw.dram.capacity_GB": [0.03, 0.05]}))
     a, b = expand(spec)[0]

@@ -25,7 +25,7 @@ bundle value with `best_of: [candidates]` is a search: per point, the fastest ca
 trace on `layout.split`, disjoint from the evaluated ones) inside the sweep.
 Points that make no sense are dropped with a stated reason (a `dip_ca.*` value for another
 method, a density for dense, Belady driving cache-aware masking, a layout for dense
-streaming); points that resolve to the same configuration are run once. Each point is built
+streaming, a window setting for another cache policy); points that resolve to the same configuration are run once. Each point is built
 by validating a fresh copy of the base (strict loaders, no shared mutable state).
 """
 from __future__ import annotations
@@ -443,6 +443,10 @@ def _resolve_session(point_data: dict, sweep: SweepSpec) -> None:
 
 
 def _normalised_hw(hw: HardwareConfig, point: PointSpec) -> HardwareConfig:
+    if hw.cache.impl != "window":  # the window's settings apply to it alone
+        defaults = type(hw.cache)()
+        hw = dataclasses.replace(hw, cache=dataclasses.replace(
+            hw.cache, window_tokens=defaults.window_tokens, window_fit=defaults.window_fit))
     return dense_streaming_hw(hw) if point.method == "dense" else hw
 
 
