@@ -2,6 +2,7 @@
 every plotted point equals the row it stands for, and every label names what it labels."""
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import numpy as np
@@ -10,7 +11,7 @@ from matplotlib.collections import PathCollection
 from matplotlib.lines import Line2D
 from matplotlib.text import Annotation
 
-from memsim.sweeps.figures import make_plots
+from memsim.sweeps.figures import draw, figure_data, make_plots
 from memsim.sweeps.figures.tokens_per_s_vs_dram import rate_text
 from memsim.sweeps.table import read_results, write_results
 from tests.figure_rows import REFERENCES, sweep_rows
@@ -187,10 +188,6 @@ def test_the_svg_holds_every_drawn_series(drawn):
 def test_the_legend_stays_clear_of_the_title_and_inside_the_figure(drawn, extra_title_lines):
     """A search's notes add title lines (`memsim demo`: two per method); the figure grows
     with them, so the legend, centred on the figure's height, never reaches into the title."""
-    import dataclasses
-
-    from memsim.sweeps.figures import draw, figure_data
-
     _, table = drawn
     computed, _ = figure_data(table, ppl_tolerance=0.1)
     note = "DIP (searched): model order, merge 4 KiB at 42, 48 MB; co-activation layout"
